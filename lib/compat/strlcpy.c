@@ -1,0 +1,25 @@
+/*
+ * strlcpy - copy a string into a sized buffer, always terminating it;
+ * returns strlen(src) so that truncation is "ret >= size".
+ */
+#include "compat/compat.h"
+
+#ifndef HAVE_STRLCPY
+#include <string.h>
+
+size_t
+strlcpy(char *dst, const char *src, size_t size)
+{
+	size_t	 len = strlen(src);
+
+	if (size > 0) {
+		size_t	 n = len < size - 1 ? len : size - 1;
+
+		memcpy(dst, src, n);
+		dst[n] = '\0';
+	}
+	return len;
+}
+#else
+typedef int strlcpy_unused;	/* ISO C wants a non-empty file */
+#endif
