@@ -1,0 +1,228 @@
+/*
+ * smtpd - the submission front end (skeleton)
+ *
+ * This process owns the listening sockets sluiced bound for it and, in
+ * the sandbox, will run the ESMTP sessions.  Until the session engine
+ * lands it proves the plumbing: it accepts on every listener, loads the
+ * certificate sluiced hands it (and reloads it on SIGHUP of sluiced),
+ * and tells each client the service is not available yet.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/ssl.h>
+
+#include "child.h"
+#include "conf.h"
+#include "log.h"
+#include "proc.h"
+
+#define SMTPD_MAX_LISTENERS	CONF_MAX_LISTEN
+#define SMTPD_MAX_PEM		(1024 * 1024)
+
+struct smtpd_listener {
+	int		 fd;
+	int		 index;
+	struct event	*ev;
+};
+
+static struct smtpd_listener	 listeners[SMTPD_MAX_LISTENERS];
+static SSL_CTX			*tls_ctx;
+
+static void	smtpd_setup(struct child_env *);
+static void	smtpd_configure(struct child_env *, struct conf *);
+static void	smtpd_listener(struct child_env *, int, int);
+static void	smtpd_tls_cert(struct child_env *, int, uint32_t);
+static void	smtpd_accept(evutil_socket_t, short, void *);
+static SSL_CTX	*smtpd_tls_load(int, char *, size_t);
+
+static struct child_env	*smtpd_env;
+
+static const struct child_ops smtpd_ops = {
+	.kind = PROC_SMTPD,
+	.sandbox = SANDBOX_SMTPD,
+	.setup = smtpd_setup,
+	.configure = smtpd_configure,
+	.listener = smtpd_listener,
+	.tls_cert = smtpd_tls_cert,
+};
+
+int
+main(int argc, char **argv)
+{
+	return child_main(argc, argv, &smtpd_ops);
+}
+
+/*
+ * smtpd_setup - OpenSSL reads openssl.cnf on first use; do that while
+ * files can still be opened, since the sandbox forbids open(2).
+ */
+static void
+smtpd_setup(struct child_env *env)
+{
+	SSL_CTX	*ctx;
+
+	smtpd_env = env;
+	if (OPENSSL_init_ssl(OPENSSL_INIT_LOAD_CONFIG, NULL) != 1)
+		fatalx("%s: OpenSSL initialisation failed", env->name);
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL)
+		fatalx("%s: SSL_CTX_new failed", env->name);
+	SSL_CTX_free(ctx);
+}
+
+/* smtpd_configure - start accepting once running in the sandbox */
+static void
+smtpd_configure(struct child_env *env, struct conf *old)
+{
+	int	 i;
+
+	if (old != NULL)
+		return;		/* listeners do not change on reload */
+	for (i = 0; i < SMTPD_MAX_LISTENERS; i++) {
+		if (listeners[i].ev == NULL)
+			continue;
+		if (event_add(listeners[i].ev, NULL) == -1)
+			fatalx("%s: cannot watch listener %d", env->name, i);
+	}
+}
+
+static void
+smtpd_listener(struct child_env *env, int index, int fd)
+{
+	struct smtpd_listener	*l;
+
+	if (index < 0 || index >= SMTPD_MAX_LISTENERS ||
+	    listeners[index].ev != NULL || env->started)
+		fatalx("%s: unexpected listener %d", env->name, index);
+	if (proc_set_nonblock(fd) == -1)
+		fatal("%s: listener %d", env->name, index);
+	l = &listeners[index];
+	l->fd = fd;
+	l->index = index;
+	l->ev = event_new(env->base, fd, EV_READ | EV_PERSIST, smtpd_accept, l);
+	if (l->ev == NULL)
+		fatalx("%s: event_new", env->name);
+}
+
+/* smtpd_tls_cert - swap in a new certificate; keep the old on error */
+static void
+smtpd_tls_cert(struct child_env *env, int fd, uint32_t gen)
+{
+	SSL_CTX	*ctx;
+	char	 err[256];
+
+	ctx = smtpd_tls_load(fd, err, sizeof(err));
+	close(fd);
+	if (ctx == NULL) {
+		if (tls_ctx == NULL)
+			fatalx("%s: certificate %u: %s", env->name, gen, err);
+		log_warnx("%s: certificate %u refused: %s; keeping the old one",
+		    env->name, gen, err);
+		return;
+	}
+	SSL_CTX_free(tls_ctx);
+	tls_ctx = ctx;
+	log_debug("%s: certificate generation %u loaded", env->name, gen);
+}
+
+/* smtpd_tls_load - a server context from PEM chain + key in a memfd */
+static SSL_CTX *
+smtpd_tls_load(int fd, char *err, size_t errlen)
+{
+	struct stat	 st;
+	SSL_CTX		*ctx = NULL;
+	BIO		*bio = NULL;
+	X509		*x = NULL;
+	EVP_PKEY	*pkey = NULL;
+	void		*map = MAP_FAILED;
+	int		 ok = 0;
+
+	if (fstat(fd, &st) == -1 || st.st_size <= 0 ||
+	    st.st_size > SMTPD_MAX_PEM) {
+		snprintf(err, errlen, "bad certificate image size");
+		return NULL;
+	}
+	map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+	if (map == MAP_FAILED) {
+		snprintf(err, errlen, "mmap: %s", strerror(errno));
+		return NULL;
+	}
+	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL ||
+	    (bio = BIO_new_mem_buf(map, (int)st.st_size)) == NULL)
+		goto done;
+	if ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL ||
+	    SSL_CTX_use_certificate(ctx, x) != 1)
+		goto done;
+	X509_free(x);
+	/* the rest of the chain, then the key */
+	while ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) != NULL) {
+		if (SSL_CTX_add0_chain_cert(ctx, x) != 1)
+			goto done;
+		x = NULL;
+	}
+	ERR_clear_error();
+	if (BIO_reset(bio) != 1)
+		goto done;
+	if ((pkey = PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL)) == NULL ||
+	    SSL_CTX_use_PrivateKey(ctx, pkey) != 1 ||
+	    SSL_CTX_check_private_key(ctx) != 1)
+		goto done;
+	ok = 1;
+ done:
+	if (!ok)
+		snprintf(err, errlen, "%s",
+		    ERR_reason_error_string(ERR_get_error()) ?
+		    ERR_reason_error_string(ERR_get_error()) : "invalid PEM");
+	X509_free(x);
+	EVP_PKEY_free(pkey);
+	BIO_free(bio);
+	munmap(map, (size_t)st.st_size);
+	if (!ok) {
+		SSL_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/*
+ * smtpd_accept - the session engine is not here yet: say so with the
+ * reply RFC 5321 section 3.1 gives a server that cannot serve now.
+ */
+static void
+smtpd_accept(evutil_socket_t lfd, short ev, void *arg)
+{
+	static const char	 reply[] =
+	    "421 4.3.2 Service not available yet, closing channel\r\n";
+	struct smtpd_listener	*l = arg;
+	struct conf_listen	*cl;
+	int			 fd, i;
+
+	for (i = 0; i < 64; i++) {
+		if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK |
+		    SOCK_CLOEXEC)) == -1) {
+			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			    errno != ECONNABORTED && errno != EINTR)
+				log_warn("%s: accept", smtpd_env->name);
+			return;
+		}
+		cl = (size_t)l->index < smtpd_env->conf->nlisten ?
+		    &smtpd_env->conf->listen[l->index] : NULL;
+		/* an implicit TLS client would take plain text for garbage */
+		if (cl != NULL && cl->tls != CONF_TLS_IMPLICIT)
+			(void)!write(fd, reply, sizeof(reply) - 1);
+		close(fd);
+	}
+}
