@@ -12,8 +12,8 @@
  *	int proc_set_nonblock(int fd);
  *	int proc_set_cloexec(int fd, int on);
  * DESCRIPTION
- *	proc_lookup_user() resolves an account name to uid, primary gid
- *	and home; it is called by the root master before it forks, since a
+ *	proc_lookup_user() resolves an account name to uid and primary
+ *	gid; it is called by the root master before it forks, since a
  *	chrooted child can no longer read /etc/passwd.  pu->extra_gid may
  *	be set by the caller afterwards (-1: none) to add one supplementary
  *	group, e.g. the group that may reach the embedded Redis socket.
