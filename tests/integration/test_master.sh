@@ -71,7 +71,9 @@ ok "smtpd answers on 127.0.0.1 and ::1: $g"
 # kill -9 of any child: a new one within 2 seconds
 for name in smtpd authd queued deliverd redis-server; do
 	old=$(pid_of_child "$MASTER" "$name") || fail "no $name"
-	before=$(children "$MASTER" | while read -r c; do [ "$(comm "$c")" = "$name" ] && echo x; done | wc -l)
+	of_name() { children "$MASTER" | while read -r c; do [ "$(comm "$c")" = "$name" ] && echo "$c"; done; }
+	oldset=$(of_name | tr '\n' ' ')
+	before=$(echo $oldset | wc -w)
 	kill -KILL "$old"
 	replaced() {
 		local n=0 c
@@ -82,8 +84,8 @@ for name in smtpd authd queued deliverd redis-server; do
 		[ "$n" = "$before" ]
 	}
 	wait_for 2 replaced || fail "$name ($old) not replaced within 2 s"
-	new=$(pid_of_child "$MASTER" "$name")
-	ok "$name: killed $old, running again as $new"
+	new=$(of_name | tr '\n' ' ')
+	ok "$name: killed $old ($oldset-> $new)"
 done
 log_has "lost child: smtpd\[[01]\] terminated; signal 9 (KILL)" ||
     fail "no 'lost child' line for smtpd"
