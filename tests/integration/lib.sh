@@ -45,11 +45,15 @@ ok() {
 	echo "ok: $*"
 }
 
+TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+
+# need_root - skip unless root; make sure sluice's accounts exist
 need_root() {
 	if [ "$(id -u)" != 0 ]; then
 		echo "SKIP: needs root"
 		exit 0
 	fi
+	getent passwd sluice-smtpd >/dev/null || sh "$TOP/scripts/mkusers"
 }
 
 # free_port - a TCP port nobody listens on right now
@@ -133,6 +137,13 @@ start_sluiced() {
 	MASTER=$!
 	wait_for 30 log_has "sluice ready" ||
 	    fail "sluiced did not become ready"
+}
+
+# start_default - the test configuration on a free port ($port), running
+start_default() {
+	port=$(free_port)
+	write_conf "$T/sluice.conf" "$port"
+	start_sluiced "$T/sluice.conf"
 }
 
 # smtp_greeting PORT [HOST] - the first line the server sends

@@ -3,7 +3,6 @@
 # crash loop is reported loudly; a sandbox violation is named as such.
 . "$(dirname "$0")/lib.sh"
 need_root
-getent passwd sluice-smtpd >/dev/null || sh "$(dirname "$0")/../../scripts/mkusers"
 
 # a libexec dir whose smtpd exits at once
 mkdir -p "$T/libexec"

@@ -4,7 +4,6 @@
 # sluiced on the same pid file refuses to start.
 . "$(dirname "$0")/lib.sh"
 need_root
-getent passwd sluice-smtpd >/dev/null || sh "$(dirname "$0")/../../scripts/mkusers"
 
 port=$(free_port)
 write_conf "$T/sluice.conf" "$port"

@@ -3,11 +3,8 @@
 # killed and replaced.
 . "$(dirname "$0")/lib.sh"
 need_root
-getent passwd sluice-smtpd >/dev/null || sh "$(dirname "$0")/../../scripts/mkusers"
 
-port=$(free_port)
-write_conf "$T/sluice.conf" "$port"
-start_sluiced "$T/sluice.conf"
+start_default
 old=$(pid_of_child "$MASTER" authd) || fail "no authd"
 kill -STOP "$old"
 replaced() {

@@ -4,11 +4,8 @@
 # and a bounded stop that leaves nothing behind.
 . "$(dirname "$0")/lib.sh"
 need_root
-getent passwd sluice-smtpd >/dev/null || sh "$(dirname "$0")/../../scripts/mkusers"
 
-port=$(free_port)
-write_conf "$T/sluice.conf" "$port"
-start_sluiced "$T/sluice.conf"
+start_default
 ok "sluiced ready (pid $MASTER)"
 
 [ "$(status_field "$MASTER" Uid)" = 0 ] || fail "sluiced is not root"

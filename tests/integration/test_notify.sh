@@ -3,7 +3,6 @@
 # RELOADING=1 then READY=1 around a reload, STOPPING=1 on SIGTERM.
 . "$(dirname "$0")/lib.sh"
 need_root
-getent passwd sluice-smtpd >/dev/null || sh "$(dirname "$0")/../../scripts/mkusers"
 
 sock=$T/notify.sock
 python3 - "$sock" "$T/notify.out" <<'PY' &
