@@ -58,7 +58,7 @@
 #define KB	1024LL
 #define MB	(1024LL * 1024)
 #define GB	(1024LL * 1024 * 1024)
-#define MIN	60LL
+#define MINUTE	60LL
 #define HOUR	3600LL
 #define DAY	86400LL
 
@@ -162,9 +162,10 @@ static int	 conf_validate(struct ctx *, config_t *);
 static void	 conf_pin(struct conf *, config_t *);
 static int	 conf_read_all(int, char **, size_t *);
 static int	 conf_read_path(const char *, char **);
+static const char *conf_read_error(int);
 static int	 conf_syntax_error(struct ctx *, config_t *, const char *);
-static int	 conf_check_ints(struct ctx *, config_t *, const char *);
-static int	 conf_check_ints_text(struct ctx *, config_t *, const char *,
+static int	 conf_check_literals(struct ctx *, config_t *, const char *);
+static int	 conf_check_literals_text(struct ctx *, config_t *, const char *,
 		    const char *);
 static void	 conf_files(const config_setting_t *, const char ***, size_t *);
 static int	 conf_find_path(const config_setting_t *, const char *,
@@ -292,7 +293,7 @@ static const struct key limits_keys[] = {
 	    1, 1000000, 20),
 	KINT("errors",		C(limits.errors), 1, 1000, 10),
 	KINT("auth_failures",	C(limits.auth_failures), 1, 1000, 5),
-	KDUR("auth_block",	C(limits.auth_block), 1, 7 * DAY, 15 * MIN),
+	KDUR("auth_block",	C(limits.auth_block), 1, 7 * DAY, 15 * MINUTE),
 	KINT("user_messages_per_hour", C(limits.user_messages_per_hour),
 	    1, 10000000, 1000),
 	KINT("user_recipients_per_hour", C(limits.user_recipients_per_hour),
@@ -302,19 +303,19 @@ static const struct key limits_keys[] = {
 static const struct group limits_group = { limits_keys, post_limits };
 
 static const struct key timeouts_keys[] = {
-	KDUR("command",		C(timeouts.command), 1, DAY, 5 * MIN),
-	KDUR("data_block",	C(timeouts.data_block), 1, DAY, 3 * MIN),
-	KDUR("data_end",	C(timeouts.data_end), 1, DAY, 10 * MIN),
+	KDUR("command",		C(timeouts.command), 1, DAY, 5 * MINUTE),
+	KDUR("data_block",	C(timeouts.data_block), 1, DAY, 3 * MINUTE),
+	KDUR("data_end",	C(timeouts.data_end), 1, DAY, 10 * MINUTE),
 	KDUR("connect",		C(timeouts.connect), 1, DAY, 30),
 	KDUR("upstream_command", C(timeouts.upstream_command), 1, DAY,
-	    5 * MIN),
+	    5 * MINUTE),
 	KEND
 };
 static const struct group timeouts_group = { timeouts_keys, NULL };
 
 static const struct key queue_keys[] = {
-	KDUR("lifetime",	C(queue.lifetime), MIN, 30 * DAY, 5 * DAY),
-	KDUR("retry_min",	C(queue.retry_min), 1, DAY, MIN),
+	KDUR("lifetime",	C(queue.lifetime), MINUTE, 30 * DAY, 5 * DAY),
+	KDUR("retry_min",	C(queue.retry_min), 1, DAY, MINUTE),
 	KDUR("retry_max",	C(queue.retry_max), 1, 7 * DAY, HOUR),
 	KEND
 };
@@ -392,7 +393,7 @@ conf_load(const char *path, char *err, size_t errlen)
 	}
 	if (conf_read_path(path, &text) == -1) {
 		snprintf(err, errlen, "%s: cannot read: %s", path,
-		    errno == EFBIG ? "file too large" : strerror(errno));
+		    conf_read_error(errno));
 		return NULL;
 	}
 	conf = conf_parse(path, err, errlen, text);
@@ -418,7 +419,7 @@ conf_load_fd(int fd, const char *name, char *err, size_t errlen)
 	}
 	if (conf_read_all(fd, &text, &len) == -1) {
 		snprintf(err, errlen, "%s: cannot read: %s", name,
-		    errno == EFBIG ? "image too large" : strerror(errno));
+		    conf_read_error(errno));
 		return NULL;
 	}
 	conf = conf_parse(name, err, errlen, text);
@@ -562,7 +563,7 @@ conf_parse(const char *name, char *err, size_t errlen, char *text)
 		conf_syntax_error(&ctx, cfg, text);
 		goto fail;
 	}
-	if (conf_check_ints(&ctx, cfg, text) == -1)
+	if (conf_check_literals(&ctx, cfg, text) == -1)
 		goto fail;
 
 	conf = xcalloc(1, sizeof(*conf));
@@ -649,7 +650,7 @@ conf_read_all(int fd, char **textp, size_t *lenp)
 	/* a NUL would end the text early without a word */
 	if (strlen(text) != len) {
 		free(text);
-		errno = EINVAL;
+		errno = EILSEQ;
 		return -1;
 	}
 	*textp = text;
@@ -671,6 +672,17 @@ conf_read_path(const char *path, char **textp)
 	close(fd);
 	errno = saved;
 	return rc;
+}
+
+/* conf_read_error - why conf_read_all() failed, for a message */
+static const char *
+conf_read_error(int e)
+{
+	if (e == EFBIG)
+		return "larger than 1 MiB";
+	if (e == EILSEQ)
+		return "contains a NUL byte";
+	return strerror(e);
 }
 
 /*
@@ -707,39 +719,41 @@ conf_syntax_error(struct ctx *ctx, config_t *cfg, const char *text)
 }
 
 /*
- * conf_check_ints - libconfig 1.5 reads an integer literal without an
- * L suffix into an int, silently truncated: "port = 4294967297" would
- * become port 1.  Look at the text of every file that went into the
- * tree and refuse such literals before anything uses them.
+ * conf_check_literals - libconfig 1.5 reads an integer literal without
+ * an L suffix into an int, silently truncated: "port = 4294967297"
+ * would become port 1.  It also takes a string left open at the end of
+ * the file without complaint.  Look at the text of every file that
+ * went into the tree and refuse both before anything uses them; a
+ * string running over a line end is refused too, as no key takes one.
  */
 static int
-conf_check_ints(struct ctx *ctx, config_t *cfg, const char *text)
+conf_check_literals(struct ctx *ctx, config_t *cfg, const char *text)
 {
 	const char	**files = NULL;
 	char		 *inc;
 	size_t		  nfiles = 0, i;
 	int		  rc;
 
-	if ((rc = conf_check_ints_text(ctx, cfg, NULL, text)) == -1)
+	if ((rc = conf_check_literals_text(ctx, cfg, NULL, text)) == -1)
 		return -1;
 	conf_files(config_root_setting(cfg), &files, &nfiles);
 	for (i = 0; i < nfiles && rc == 0; i++) {
 		if (conf_read_path(files[i], &inc) == -1) {
 			rc = -1;
 			snprintf(ctx->err, ctx->errlen, "%s: cannot read: %s",
-			    files[i], strerror(errno));
+			    files[i], conf_read_error(errno));
 			break;
 		}
-		rc = conf_check_ints_text(ctx, cfg, files[i], inc);
+		rc = conf_check_literals_text(ctx, cfg, files[i], inc);
 		free(inc);
 	}
 	free(files);
 	return rc;
 }
 
-/* conf_check_ints_text - the first truncated integer in one text */
+/* conf_check_literals_text - the first bad literal in one text */
 static int
-conf_check_ints_text(struct ctx *ctx, config_t *cfg, const char *file,
+conf_check_literals_text(struct ctx *ctx, config_t *cfg, const char *file,
     const char *text)
 {
 	struct lex		 lx;
@@ -750,16 +764,21 @@ conf_check_ints_text(struct ctx *ctx, config_t *cfg, const char *file,
 	lx.p = text;
 	lx.line = 1;
 	while ((ev = conf_lex_next(&lx)) != LEX_END) {
-		if (ev != LEX_BIG_INT)
-			continue;
 		path[0] = '\0';
 		if (conf_find_path(config_root_setting(cfg), file, lx.name,
 		    lx.lit_line, path, sizeof(path)) == -1)
-			strlcpy(path, lx.name, sizeof(path));
-		snprintf(ctx->err, ctx->errlen, "%s:%u: %s: %s does not fit "
-		    "in a 32-bit integer (write it with an L suffix, or use a "
-		    "size or duration string)", file != NULL ? file : ctx->name,
-		    lx.lit_line, path, lx.lit);
+			strlcpy(path, ev == LEX_BIG_INT ? lx.name :
+			    "syntax error", sizeof(path));
+		if (ev == LEX_BIG_INT)
+			snprintf(ctx->err, ctx->errlen, "%s:%u: %s: %s does "
+			    "not fit in a 32-bit integer (write it with an L "
+			    "suffix, or use a size or duration string)",
+			    file != NULL ? file : ctx->name, lx.lit_line, path,
+			    lx.lit);
+		else
+			snprintf(ctx->err, ctx->errlen, "%s:%u: %s: "
+			    "unterminated string", file != NULL ? file :
+			    ctx->name, lx.lit_line, path);
 		return -1;
 	}
 	if (lx.line > CONF_LINES_MAX) {
@@ -1022,6 +1041,7 @@ conf_index(char *buf, size_t len, const char *parent, int i)
 	snprintf(buf, len, "%s.[%d]", parent, i);
 }
 
+/* conf_kind_str - what a value of this kind must look like */
 static const char *
 conf_kind_str(enum key_kind kind)
 {
@@ -1085,8 +1105,8 @@ conf_duration_str(uint64_t v, char *buf, size_t len)
 		snprintf(buf, len, "%llud", (unsigned long long)(v / DAY));
 	else if (v != 0 && v % HOUR == 0)
 		snprintf(buf, len, "%lluh", (unsigned long long)(v / HOUR));
-	else if (v != 0 && v % MIN == 0)
-		snprintf(buf, len, "%llum", (unsigned long long)(v / MIN));
+	else if (v != 0 && v % MINUTE == 0)
+		snprintf(buf, len, "%llum", (unsigned long long)(v / MINUTE));
 	else
 		snprintf(buf, len, "%llus", (unsigned long long)v);
 }
@@ -1169,9 +1189,13 @@ conf_key(struct ctx *ctx, const struct key *k, const config_setting_t *parent,
 		}
 		if (conf_get_string(ctx, s, path, &str) == -1)
 			return -1;
-		if (k->check != NULL && (why = k->check(str)) != NULL)
+		if (k->check != NULL && (why = k->check(str)) != NULL) {
+			if (str[0] == '\0')
+				return conf_err(ctx, s, path, "must not be "
+				    "empty");
 			return conf_err(ctx, s, path, "%s %s",
 			    conf_show(str, show, sizeof(show)), why);
+		}
 		*(char **)field = xstrdup(str);
 		return 0;
 	case K_ENUM:
@@ -1316,19 +1340,19 @@ conf_key_enum(struct ctx *ctx, const struct key *k, const config_setting_t *s,
 
 /*
  * conf_strings - s is a non-empty array (or list) of at most max
- * strings; what names the elements in the "must be" message
+ * strings; example shows one in the "must be" message
  */
 static int
 conf_strings(struct ctx *ctx, const config_setting_t *s, const char *path,
-    size_t max, const char *what)
+    size_t max, const char *example)
 {
 	const config_setting_t	*e;
 	char			 epath[CONF_PATH_MAX];
 	int			 i, n;
 
 	if (!config_setting_is_array(s) && !config_setting_is_list(s))
-		return conf_err(ctx, s, path, "must be an array of %s "
-		    "[ \"...\", ... ]", what);
+		return conf_err(ctx, s, path, "must be an array of strings, "
+		    "such as [ %s ]", example);
 	if ((n = config_setting_length(s)) == 0)
 		return conf_err(ctx, s, path, "must not be empty");
 	if ((size_t)n > max)
@@ -1574,7 +1598,7 @@ fn_trusted(struct ctx *ctx, const config_setting_t *parent,
 	if (s == NULL)
 		return 0;
 	if (conf_strings(ctx, s, path, CONF_MAX_TRUSTED,
-	    "networks such as \"10.0.0.0/8\"") == -1)
+	    "\"10.0.0.0/8\"") == -1)
 		return -1;
 	n = config_setting_length(s);
 	l->trusted = xcalloc((size_t)n, sizeof(*l->trusted));
@@ -1790,7 +1814,7 @@ fn_domains(struct ctx *ctx, const config_setting_t *parent,
 	if (s == NULL)
 		return conf_err(ctx, parent, path, "required, but not set");
 	if (conf_strings(ctx, s, path, CONF_MAX_DOMAINS,
-	    "domains such as \"example.org\"") == -1)
+	    "\"example.org\"") == -1)
 		return -1;
 	n = config_setting_length(s);
 	r->domains = xcalloc((size_t)n, sizeof(*r->domains));
@@ -1912,7 +1936,7 @@ fn_dns_servers(struct ctx *ctx, const config_setting_t *parent,
 	if (s == NULL)
 		return 0;
 	if (conf_strings(ctx, s, path, CONF_MAX_DNS,
-	    "servers such as \"127.0.0.1:53\"") == -1)
+	    "\"127.0.0.1:53\"") == -1)
 		return -1;
 	n = config_setting_length(s);
 	conf->dns.servers = xcalloc((size_t)n, sizeof(*conf->dns.servers));

@@ -176,6 +176,7 @@ test_netaddr_parse_ip_table(void **state)
 	size_t			 i;
 	int			 rc;
 
+	(void)state;
 	for (i = 0; i < sizeof(ip_cases) / sizeof(ip_cases[0]); i++) {
 		c = &ip_cases[i];
 		sslen = 0;
@@ -206,6 +207,7 @@ test_netaddr_parse_ip_long(void **state)
 	socklen_t		 sslen;
 	char			 s[512];
 
+	(void)state;
 	memset(s, '1', sizeof(s) - 1);
 	s[sizeof(s) - 1] = '\0';
 	assert_int_equal(netaddr_parse_ip(s, &ss, &sslen), -1);
@@ -219,6 +221,7 @@ test_netaddr_parse_cidr_table(void **state)
 	size_t			 i;
 	int			 rc;
 
+	(void)state;
 	for (i = 0; i < sizeof(cidr_cases) / sizeof(cidr_cases[0]); i++) {
 		c = &cidr_cases[i];
 		memset(&n, 0xa5, sizeof(n));
@@ -244,6 +247,7 @@ test_netaddr_cidr_stores_network(void **state)
 	const uint8_t		 v4[4] = { 192, 0, 2, 128 };
 	uint8_t			 v6[16];
 
+	(void)state;
 	assert_int_equal(netaddr_parse_cidr("192.0.2.128/25", &n), 0);
 	assert_memory_equal(n.addr, v4, sizeof(v4));
 	assert_int_equal(inet_pton(AF_INET6, "2001:db8::", v6), 1);
@@ -261,6 +265,7 @@ test_netaddr_cidr_match_table(void **state)
 	size_t			 i;
 	int			 m;
 
+	(void)state;
 	for (i = 0; i < sizeof(match_cases) / sizeof(match_cases[0]); i++) {
 		c = &match_cases[i];
 		assert_int_equal(netaddr_parse_cidr(c->net, &n), 0);
@@ -278,6 +283,7 @@ test_netaddr_cidr_match_other_family(void **state)
 	struct netaddr_cidr	 n;
 	struct sockaddr		 sa;
 
+	(void)state;
 	assert_int_equal(netaddr_parse_cidr("0.0.0.0/0", &n), 0);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_family = AF_UNIX;
@@ -294,6 +300,7 @@ test_netaddr_parse_hostport_table(void **state)
 	size_t				 i;
 	int				 rc;
 
+	(void)state;
 	for (i = 0; i < sizeof(hostport_cases) / sizeof(hostport_cases[0]);
 	    i++) {
 		c = &hostport_cases[i];
@@ -318,6 +325,7 @@ test_netaddr_parse_hostport_host_length(void **state)
 	char			 s[NETADDR_HOST_MAX + 16];
 	size_t			 i;
 
+	(void)state;
 	/* labels of 49 letters: a valid name of exactly 255, then 256 */
 	for (i = 0; i < NETADDR_HOST_MAX; i++)
 		s[i] = (i % 50 == 49) ? '.' : 'a';
@@ -345,6 +353,7 @@ test_netaddr_ntop(void **state)
 	struct sockaddr		 sa;
 	char			 buf[64], tiny[4];
 
+	(void)state;
 	assert_int_equal(netaddr_parse_ip("192.0.2.1", &ss, &sslen), 0);
 	assert_string_equal(netaddr_ntop((struct sockaddr *)&ss, buf,
 	    sizeof(buf)), "192.0.2.1");

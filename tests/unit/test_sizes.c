@@ -139,6 +139,7 @@ test_sizes_size_table(void **state)
 	size_t			 i;
 	int			 rc;
 
+	(void)state;
 	for (i = 0; i < sizeof(size_cases) / sizeof(size_cases[0]); i++) {
 		c = &size_cases[i];
 		out = 12345;
@@ -169,6 +170,7 @@ test_sizes_duration_table(void **state)
 	size_t				 i;
 	int				 rc;
 
+	(void)state;
 	for (i = 0; i < sizeof(duration_cases) / sizeof(duration_cases[0]);
 	    i++) {
 		c = &duration_cases[i];
@@ -198,6 +200,7 @@ test_sizes_rate_table(void **state)
 	size_t			 i;
 	int			 rc;
 
+	(void)state;
 	for (i = 0; i < sizeof(rate_cases) / sizeof(rate_cases[0]); i++) {
 		c = &rate_cases[i];
 		count = period = 77;
@@ -221,6 +224,7 @@ test_sizes_null_refused(void **state)
 	uint64_t	 u;
 	uint32_t	 d, c, p;
 
+	(void)state;
 	assert_int_equal(size_parse(NULL, &u), -1);
 	assert_int_equal(duration_parse(NULL, &d), -1);
 	assert_int_equal(rate_parse(NULL, &c, &p), -1);
@@ -233,6 +237,7 @@ test_sizes_embedded_nul(void **state)
 	const char	 s[] = "1\0K";
 	uint64_t	 u;
 
+	(void)state;
 	assert_int_equal(size_parse(s, &u), 0);
 	assert_int_equal(u, 1);
 }
