@@ -206,7 +206,6 @@ static const char *check_text(const char *);
 static const char *check_prefix(const char *);
 static const char *check_user(const char *);
 static const char *check_command(const char *);
-static int	 domain_valid(const char *);
 static const char *cidr_why(const char *);
 
 static key_fn	 fn_listen;
@@ -1383,7 +1382,7 @@ check_abspath(const char *s)
 static const char *
 check_hostname(const char *s)
 {
-	if (!domain_valid(s))
+	if (!netaddr_domain_valid(s))
 		return "is not a valid host name (letters, digits, '-' and "
 		    "'.' only)";
 	return NULL;
@@ -1457,28 +1456,6 @@ check_command(const char *s)
 	if (s[0] != '/' && strchr(s, '/') != NULL)
 		return "must be a command name or an absolute path";
 	return check_text(s);
-}
-
-/* domain_valid - letters, digits and '-' in labels of 1..63, up to 253 */
-static int
-domain_valid(const char *s)
-{
-	size_t	 n, label = 0;
-
-	for (n = 0; s[n] != '\0'; n++) {
-		if (s[n] == '.') {
-			if (label == 0)
-				return 0;
-			label = 0;
-			continue;
-		}
-		if (!isascii((unsigned char)s[n]) ||
-		    !(isalnum((unsigned char)s[n]) || s[n] == '-'))
-			return 0;
-		if (++label > 63)
-			return 0;
-	}
-	return n > 0 && n <= 253 && label > 0;
 }
 
 /* cidr_why - why netaddr_parse_cidr() refused s */
@@ -1822,7 +1799,7 @@ fn_domains(struct ctx *ctx, const config_setting_t *parent,
 		e = config_setting_get_elem(s, (unsigned)i);
 		str = config_setting_get_string(e);
 		d = strncmp(str, "*.", 2) == 0 ? str + 2 : str;
-		if (strcmp(str, "*") != 0 && !domain_valid(d)) {
+		if (strcmp(str, "*") != 0 && !netaddr_domain_valid(d)) {
 			conf_index(epath, sizeof(epath), path, i);
 			return conf_err(ctx, e, epath, "%s is not \"*\", "
 			    "\"*.domain\" or a domain",
@@ -1979,7 +1956,7 @@ post_root(struct ctx *ctx, const config_setting_t *grp, const char *path,
 		if (gethostname(host, sizeof(host)) == -1)
 			host[0] = '\0';
 		host[sizeof(host) - 1] = '\0';
-		if (!domain_valid(host))
+		if (!netaddr_domain_valid(host))
 			return conf_err(ctx, grp, "hostname", "not set, and the "
 			    "system host name is not usable; set hostname");
 		conf->hostname = xstrdup(host);

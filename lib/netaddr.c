@@ -26,7 +26,6 @@
 
 static int	port_parse(const char *);
 static int	prefix_parse(const char *, unsigned);
-static int	hostname_valid(const char *);
 static int	bits_match(const uint8_t *, const uint8_t *, unsigned);
 
 /* port_parse - "1".."65535", digits only; -1 for anything else */
@@ -65,11 +64,11 @@ prefix_parse(const char *s, unsigned max)
 }
 
 /*
- * hostname_valid - a DNS name of letters, digits, '-' and '.', with no
- * empty label and no label over 63 octets
+ * netaddr_domain_valid - a DNS name of letters, digits, '-' and '.',
+ * with no empty label, no label over 63 octets, 253 octets in all
  */
-static int
-hostname_valid(const char *s)
+int
+netaddr_domain_valid(const char *s)
 {
 	size_t	 n, label = 0;
 
@@ -87,7 +86,7 @@ hostname_valid(const char *s)
 		if (++label > 63)
 			return 0;
 	}
-	return n > 0 && n <= NETADDR_HOST_MAX && label > 0;
+	return n > 0 && n <= 253 && label > 0;
 }
 
 /* bits_match - the first nbits bits of a and b are equal */
@@ -264,7 +263,7 @@ netaddr_parse_hostport(const char *s, struct netaddr_hostport *hp)
 			return -1;
 		memcpy(host, s, len);
 		host[len] = '\0';
-		if (!hostname_valid(host))
+		if (!netaddr_domain_valid(host))
 			return -1;
 	}
 	if ((port = port_parse(colon + 1)) == -1)

@@ -12,6 +12,7 @@
  *	int netaddr_parse_hostport(const char *s, struct netaddr_hostport *hp);
  *	const char *netaddr_ntop(const struct sockaddr *sa, char *buf,
  *	    size_t len);
+ *	int netaddr_domain_valid(const char *s);
  * DESCRIPTION
  *	netaddr_parse_ip() accepts only numeric IPv4 or IPv6 literals (no
  *	name lookups) and fills a sockaddr with port 0.
@@ -25,6 +26,9 @@
  *	netaddr_parse_hostport() accepts "host:port", "1.2.3.4:port" and
  *	"[v6addr]:port"; host is a DNS name (letters, digits, '-', '.') or
  *	an IP literal, port 1..65535.  The host is copied into hp->host.
+ *
+ *	netaddr_domain_valid() returns 1 for a DNS name: labels of 1..63
+ *	letters, digits and '-', 253 octets at most; 0 otherwise.
  *
  *	netaddr_ntop() formats an address (without port) into buf.
  * DIAGNOSTICS
@@ -58,5 +62,6 @@ int		 netaddr_cidr_match(const struct netaddr_cidr *,
 		    const struct sockaddr *);
 int		 netaddr_parse_hostport(const char *, struct netaddr_hostport *);
 const char	*netaddr_ntop(const struct sockaddr *, char *, size_t);
+int		 netaddr_domain_valid(const char *);
 
 #endif

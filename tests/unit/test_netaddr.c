@@ -317,7 +317,7 @@ test_netaddr_parse_hostport_table(void **state)
 	assert_int_equal(netaddr_parse_hostport(NULL, &hp), -1);
 }
 
-/* NETADDR_HOST_MAX characters fit; one more is refused */
+/* a DNS name of 253 octets fits (RFC 1035 2.3.4 less the root dot); 254 does not */
 static void
 test_netaddr_parse_hostport_host_length(void **state)
 {
@@ -326,18 +326,24 @@ test_netaddr_parse_hostport_host_length(void **state)
 	size_t			 i;
 
 	(void)state;
-	/* labels of 49 letters: a valid name of exactly 255, then 256 */
-	for (i = 0; i < NETADDR_HOST_MAX; i++)
+	/* labels of 49 letters: a valid name of exactly 253, then 254 */
+	for (i = 0; i < 253; i++)
 		s[i] = (i % 50 == 49) ? '.' : 'a';
-	strcpy(s + NETADDR_HOST_MAX, ":25");
+	strcpy(s + 253, ":25");
 	assert_int_equal(netaddr_parse_hostport(s, &hp), 0);
-	assert_int_equal(strlen(hp.host), NETADDR_HOST_MAX);
+	assert_int_equal(strlen(hp.host), 253);
 	assert_int_equal(hp.port, 25);
+	assert_int_equal(netaddr_domain_valid(hp.host), 1);
 
-	for (i = 0; i < NETADDR_HOST_MAX + 1; i++)
+	for (i = 0; i < 254; i++)
 		s[i] = (i % 50 == 49) ? '.' : 'a';
-	strcpy(s + NETADDR_HOST_MAX + 1, ":25");
+	strcpy(s + 254, ":25");
 	assert_int_equal(netaddr_parse_hostport(s, &hp), -1);
+	s[254] = '\0';
+	assert_int_equal(netaddr_domain_valid(s), 0);
+	assert_int_equal(netaddr_domain_valid(""), 0);
+	assert_int_equal(netaddr_domain_valid("a..b"), 0);
+	assert_int_equal(netaddr_domain_valid("mail.example.org"), 1);
 
 	/* a label over 63 octets */
 	memset(s, 'a', 64);
