@@ -151,6 +151,12 @@ ipc_name(const struct ipc *ipc)
 	return ipc->name;
 }
 
+size_t
+ipc_queued(const struct ipc *ipc)
+{
+	return ipc->queued;
+}
+
 /* ipc_free - close the channel; safe to call from inside its dispatch */
 void
 ipc_free(struct ipc *ipc)

@@ -8,6 +8,7 @@
  *	    ipc_dispatch_fn fn, void *arg);
  *	void ipc_free(struct ipc *ipc);
  *	const char *ipc_name(const struct ipc *ipc);
+ *	size_t ipc_queued(const struct ipc *ipc);
  *
  *	void ipc_frame_init(struct ipc_frame *f, uint32_t type, uint64_t reqid);
  *	void ipc_put_u32(struct ipc_frame *f, uint32_t v);
@@ -56,7 +57,8 @@
  *
  *	ipc_send() sends a frame (and a duplicate of fd, when fd >= 0:
  *	the caller keeps its own).  When the socket is full frames wait in
- *	an output queue bounded by IPC_MAX_QUEUED bytes.
+ *	an output queue bounded by IPC_MAX_QUEUED bytes; ipc_queued() says
+ *	how many bytes wait there.
  * DIAGNOSTICS
  *	ipc_send() returns -1 when the frame overflowed, the queue is over
  *	its bound or the channel is dead.  ipc_get_*() and ipc_end()
@@ -125,6 +127,7 @@ struct ipc	*ipc_new(int, struct event_base *, const char *,
 		    ipc_dispatch_fn, void *);
 void		 ipc_free(struct ipc *);
 const char	*ipc_name(const struct ipc *);
+size_t		 ipc_queued(const struct ipc *);
 
 void		 ipc_frame_init(struct ipc_frame *, uint32_t, uint64_t);
 void		 ipc_put_u32(struct ipc_frame *, uint32_t);
