@@ -83,10 +83,18 @@ tls_check_pair(const struct conf *c, char *err, size_t errlen)
 		snprintf(err, errlen, "%s: tls.certificate: %s: %s", c->file,
 		    c->tls.certificate, tls_error());
 	else if (SSL_CTX_use_PrivateKey_file(ctx, c->tls.key,
-	    SSL_FILETYPE_PEM) != 1)
-		snprintf(err, errlen, "%s: tls.key: %s: %s", c->file,
-		    c->tls.key, tls_error());
-	else if (SSL_CTX_check_private_key(ctx) != 1)
+	    SSL_FILETYPE_PEM) != 1) {
+		/* OpenSSL checks the pair while loading; say it our way */
+		if (ERR_GET_REASON(ERR_peek_last_error()) ==
+		    X509_R_KEY_VALUES_MISMATCH) {
+			ERR_clear_error();
+			snprintf(err, errlen, "%s: tls.key: %s does not match "
+			    "the certificate %s", c->file, c->tls.key,
+			    c->tls.certificate);
+		} else
+			snprintf(err, errlen, "%s: tls.key: %s: %s", c->file,
+			    c->tls.key, tls_error());
+	} else if (SSL_CTX_check_private_key(ctx) != 1)
 		snprintf(err, errlen, "%s: tls.key: %s does not match the "
 		    "certificate %s", c->file, c->tls.key, c->tls.certificate);
 	else
