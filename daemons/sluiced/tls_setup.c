@@ -36,10 +36,11 @@ static int	tls_add_ext(X509 *, int, const char *);
 static int	tls_check_pair(const struct conf *, char *, size_t);
 static const char *tls_error(void);
 
+/* tls_error - the first error queued is the cause; later ones are layers */
 static const char *
 tls_error(void)
 {
-	const char	*s = ERR_reason_error_string(ERR_peek_last_error());
+	const char	*s = ERR_reason_error_string(ERR_peek_error());
 
 	ERR_clear_error();
 	return s != NULL ? s : "unknown error";
