@@ -40,6 +40,7 @@ static int		 pid_fd = -1;
 
 static void	usage(void) __attribute__((noreturn));
 static void	sluiced_check_only(void);
+static void	sluiced_programs(void);
 static void	sluiced_users(void);
 static void	sluiced_dirs(void);
 static void	sluiced_pidfile(void);
@@ -119,6 +120,7 @@ main(int argc, char **argv)
 	if (sodium_init() == -1)
 		fatalx("sodium_init failed");
 	sd->as_root = geteuid() == 0;
+	sluiced_programs();
 	sluiced_users();
 	sluiced_dirs();
 	if (tls_setup(sd->conf, &sd->tls_pem, &sd->tls_pem_len, err,
@@ -163,6 +165,22 @@ sluiced_check_only(void)
 	fprintf(stderr, "%s: configuration OK\n", sd->conf_path);
 	conf_free(sd->conf);
 	exit(0);
+}
+
+/* sluiced_programs - every child can be exec'd: say so now, not in a loop */
+static void
+sluiced_programs(void)
+{
+	enum ipc_proc	 k;
+	char		*path;
+
+	for (k = PROC_SMTPD; k < PROC_COUNT; k++) {
+		xasprintf(&path, "%s/%s", sd->libexec, ipc_proc_str(k));
+		if (access(path, X_OK) == -1)
+			fatal("cannot run %s (use -x to name the directory "
+			    "of the children)", path);
+		free(path);
+	}
 }
 
 /*

@@ -59,4 +59,10 @@ out=$("$SLUICED" -n -c "$T/nocert.conf" 2>&1)
 [ $? = 1 ] || fail "missing certificate: exit status ($out)"
 echo "$out" | grep -q "$T/no.crt" || fail "missing certificate not named: $out"
 ok "missing certificate: $out"
+
+# children that cannot be found: one line naming the path, at start
+out=$("$SLUICED" -f -c etc/sluice.conf.example -x "$T/nowhere" 2>&1)
+[ $? = 1 ] || fail "missing children: exit status"
+echo "$out" | grep -q "cannot run $T/nowhere/smtpd" || fail "missing children: $out"
+ok "missing children: $(echo "$out" | sed 's/^.*]: //')"
 exit 0
