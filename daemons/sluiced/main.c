@@ -108,10 +108,6 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		exit(1);
 	}
-	if (tls_check_files(sd->conf, err, sizeof(err)) == -1) {
-		fprintf(stderr, "%s\n", err);
-		exit(1);
-	}
 	if (check)
 		sluiced_check_only();
 
@@ -162,6 +158,13 @@ main(int argc, char **argv)
 static void
 sluiced_check_only(void)
 {
+	char	 err[1024];
+
+	/* the real start checks them in tls_setup(), which also writes */
+	if (tls_check_files(sd->conf, err, sizeof(err)) == -1) {
+		fprintf(stderr, "%s\n", err);
+		exit(1);
+	}
 	fprintf(stderr, "%s: configuration OK\n", sd->conf_path);
 	conf_free(sd->conf);
 	exit(0);
@@ -515,8 +518,7 @@ sluiced_reload(void)
 		strlcat(err, "; restart sluiced to apply it", sizeof(err));
 		goto refused;
 	}
-	if (tls_check_files(n, err, sizeof(err)) == -1 ||
-	    tls_setup(n, &pem, &pemlen, err, sizeof(err)) == -1)
+	if (tls_setup(n, &pem, &pemlen, err, sizeof(err)) == -1)
 		goto refused;
 
 	sodium_memzero(sd->tls_pem, sd->tls_pem_len);
