@@ -54,6 +54,8 @@ static void	sluiced_shutdown(int);
 static int	sluiced_reload_compatible(const struct conf *,
 		    const struct conf *, char *, size_t);
 static void	sluiced_mkdir(const char *, mode_t, uid_t, gid_t);
+static int	memfd_open(const char *);
+static int	memfd_seal(int, const char *);
 
 static void
 usage(void)
@@ -567,16 +569,34 @@ sluiced_all_stopped(void)
 	event_base_loopexit(sd->base, NULL);
 }
 
+/* memfd_open / memfd_seal - a file in memory that nobody can change once sealed */
+static int
+memfd_open(const char *name)
+{
+	int	 fd;
+
+	if ((fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)) == -1)
+		fatal("memfd_create %s", name);
+	return fd;
+}
+
+static int
+memfd_seal(int fd, const char *name)
+{
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
+	    F_SEAL_SEAL) == -1)
+		fatal("seal %s", name);
+	return fd;
+}
+
 /* sluiced_memfd - a sealed, read-only-from-now-on copy of data */
 int
 sluiced_memfd(const char *name, const void *data, size_t len)
 {
 	const char	*p = data;
 	ssize_t		 n;
-	int		 fd;
+	int		 fd = memfd_open(name);
 
-	if ((fd = memfd_create(name, MFD_CLOEXEC | MFD_ALLOW_SEALING)) == -1)
-		fatal("memfd_create %s", name);
 	while (len > 0) {
 		if ((n = write(fd, p, len)) == -1) {
 			if (errno == EINTR)
@@ -586,10 +606,7 @@ sluiced_memfd(const char *name, const void *data, size_t len)
 		p += n;
 		len -= (size_t)n;
 	}
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
-	    F_SEAL_SEAL) == -1)
-		fatal("seal %s", name);
-	return fd;
+	return memfd_seal(fd, name);
 }
 
 /*
@@ -599,15 +616,9 @@ sluiced_memfd(const char *name, const void *data, size_t len)
 int
 sluiced_conf_memfd(const struct conf *c)
 {
-	int	 fd;
+	int	 fd = memfd_open("sluice.conf");
 
-	if ((fd = memfd_create("sluice.conf", MFD_CLOEXEC |
-	    MFD_ALLOW_SEALING)) == -1)
-		fatal("memfd_create");
 	if (conf_export(c, fd) == -1)
 		fatal("conf_export");
-	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
-	    F_SEAL_SEAL) == -1)
-		fatal("seal configuration image");
-	return fd;
+	return memfd_seal(fd, "sluice.conf");
 }
