@@ -90,6 +90,22 @@ log_has "lost child: redis-server terminated; signal 9" ||
     fail "no 'lost child' line for redis-server"
 wait_for 10 log_has "queued\[0\]: ready" || fail "restarted queued not ready"
 
+# siblings are wired again after a restart: the new authd greeted both
+# smtpd, the new queued both smtpd and both deliverd
+linked() {	# linked PROG PEER... - the running PROG logged each PEER
+	local pid peer
+	pid=$(pid_of_child "$MASTER" "$1") || return 1
+	shift
+	for peer; do
+		grep -q "$(comm "$pid" | head -c 15)\[$pid\]: .*: peer $peer connected" "$LOG" || return 1
+	done
+}
+wait_for 5 linked authd 'smtpd\[0\]' 'smtpd\[1\]' ||
+    fail "restarted authd not linked to both smtpd"
+wait_for 5 linked queued 'smtpd\[0\]' 'smtpd\[1\]' 'deliverd\[0\]' 'deliverd\[1\]' ||
+    fail "restarted queued not linked to smtpd and deliverd"
+ok "sibling channels re-made after restarts"
+
 # SIGHUP with a broken file: logged, the running configuration stays
 before=$(children "$MASTER" | sort | tr '\n' ' ')
 cp "$T/sluice.conf" "$T/good.conf"
