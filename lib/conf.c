@@ -1634,9 +1634,22 @@ fn_redis_address(struct ctx *ctx, const config_setting_t *parent,
 			    "longer than %zu bytes", show,
 			    sizeof(sun.sun_path) - 1);
 		conf->redis.unix_path = xstrdup(str + 5);
-	} else if (netaddr_parse_hostport(str, &conf->redis.tcp) == -1)
-		return conf_err(ctx, s, path, "%s is not \"host:port\" (port "
-		    "1..65535) or \"unix:/path\"", show);
+	} else {
+		struct sockaddr_storage	 ss;
+		socklen_t		 sslen;
+
+		if (netaddr_parse_hostport(str, &conf->redis.tcp) == -1)
+			return conf_err(ctx, s, path, "%s is not \"host:port\" "
+			    "(port 1..65535) or \"unix:/path\"", show);
+		/*
+		 * hiredis resolves a name on every connect, reading
+		 * /etc/hosts, which the sandboxes of authd and queued
+		 * forbid: a name would be a crash loop, not a lookup.
+		 */
+		if (netaddr_parse_ip(conf->redis.tcp.host, &ss, &sslen) == -1)
+			return conf_err(ctx, s, path, "%s: give the server's IP "
+			    "address, not a host name", show);
+	}
 	conf->redis.address = xstrdup(str);
 	return 0;
 }

@@ -58,6 +58,9 @@ assert cmd(b"CONFIG", b"GET", b"appendonly") == ["appendonly", "yes"], "appendon
 assert cmd(b"CONFIG", b"GET", b"maxmemory-policy") == ["maxmemory-policy", "noeviction"], "policy"
 PY
 ok "embedded redis: appendonly yes, appendfsync always, noeviction"
+wait_for 10 log_has "queued\[0\]: redis $T/state/redis/redis.sock: connected" ||
+    fail "queued did not reach the embedded redis from its sandbox"
+ok "queued connected to the embedded redis through its group"
 
 # smtpd answers on both address families through the passed sockets
 g=$(smtp_greeting "$port") || fail "no greeting on 127.0.0.1"

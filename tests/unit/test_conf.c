@@ -251,6 +251,10 @@ static const struct bad_case bad_cases[] = {
 	{ "redis address port 0", BASE "redis = { address = "
 	    "\"localhost:0\"; };", 2,
 	    "redis.address: \"localhost:0\" is not \"host:port\"" },
+	{ "redis host name", BASE "redis = { address = "
+	    "\"redis.example:6379\"; };", 2,
+	    "redis.address: \"redis.example:6379\": give the server's IP "
+	    "address, not a host name" },
 	{ "redis unix relative", BASE "redis = { address = "
 	    "\"unix:redis.sock\"; };", 2,
 	    "redis.address: \"unix:redis.sock\": the socket must be an "
