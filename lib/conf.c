@@ -246,6 +246,12 @@ static const struct choice route_tls_modes[] = {
 	{ NULL, 0 }
 };
 
+static const struct choice durability_modes[] = {
+	{ "fsync",	CONF_DURABILITY_FSYNC },
+	{ "relaxed",	CONF_DURABILITY_RELAXED },
+	{ NULL, 0 }
+};
+
 static const struct choice tls_versions[] = {
 	{ "TLSv1.2",	TLS1_2_VERSION },
 	{ "TLSv1.3",	TLS1_3_VERSION },
@@ -280,6 +286,8 @@ static const struct key redis_keys[] = {
 	KSTR("prefix",		C(redis.prefix), "sluice:", check_prefix),
 	KSTR("server",		C(redis.server), "redis-server",
 	    check_command),
+	KENUM("durability",	C(redis.durability), durability_modes,
+	    CONF_DURABILITY_FSYNC),
 	KEND
 };
 static const struct group redis_group = { redis_keys, post_redis };
@@ -313,9 +321,12 @@ static const struct key timeouts_keys[] = {
 static const struct group timeouts_group = { timeouts_keys, NULL };
 
 static const struct key queue_keys[] = {
-	KDUR("lifetime",	C(queue.lifetime), MINUTE, 30 * DAY, 5 * DAY),
+	KDUR("lifetime",	C(queue.lifetime), 1, 30 * DAY, 5 * DAY),
 	KDUR("retry_min",	C(queue.retry_min), 1, DAY, MINUTE),
 	KDUR("retry_max",	C(queue.retry_max), 1, 7 * DAY, HOUR),
+	KDUR("lease",		C(queue.lease), 1, DAY, MINUTE),
+	KDUR("delay_warning",	C(queue.delay_warning), 0, 30 * DAY, 0),
+	KSTR("key_file",	C(queue.key_file), NULL, check_abspath),
 	KEND
 };
 static const struct group queue_group = { queue_keys, post_queue };
@@ -484,6 +495,7 @@ conf_free(struct conf *conf)
 	free(conf->redis.password_file);
 	free(conf->redis.prefix);
 	free(conf->redis.server);
+	free(conf->queue.key_file);
 	for (i = 0; i < conf->delivery.nroutes; i++) {
 		r = &conf->delivery.routes[i];
 		for (j = 0; j < r->ndomains; j++)

@@ -55,6 +55,11 @@ enum conf_auth_mode {
 	CONF_AUTH_OPTIONAL
 };
 
+enum conf_durability {
+	CONF_DURABILITY_FSYNC,		/* AOF, appendfsync always */
+	CONF_DURABILITY_RELAXED		/* whatever the server does */
+};
+
 enum conf_route_tls {
 	CONF_ROUTE_TLS_NONE,
 	CONF_ROUTE_TLS_MAY,
@@ -117,6 +122,7 @@ struct conf {
 		char		*password_file;
 		char		*prefix;	/* default "sluice:" */
 		char		*server;	/* redis-server binary for embedded */
+		int		 durability;	/* CONF_DURABILITY_* */
 	} redis;
 
 	struct {
@@ -143,6 +149,9 @@ struct conf {
 		uint32_t	 lifetime;
 		uint32_t	 retry_min;
 		uint32_t	 retry_max;
+		uint32_t	 lease;		/* a claim lasts this long unrenewed */
+		uint32_t	 delay_warning;	/* 0: none */
+		char		*key_file;	/* NULL: state_dir/queue.key */
 	} queue;
 
 	struct {

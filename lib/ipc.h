@@ -100,6 +100,32 @@ enum ipc_type {
 	IPC_HEARTBEAT,		/* reqid echoed in the ack */
 	IPC_HEARTBEAT_ACK,
 	IPC_SHUTDOWN,		/* finish what is in flight, then exit */
+
+	/*
+	 * smtpd -> queued: one transaction per reqid.  OPEN (envelope),
+	 * RCPT per recipient, then the body is written into the memfd
+	 * OPENED brought, then COMMIT; queued answers OK (the queue id,
+	 * only once the message is durable) or FAIL.  ABORT, or the
+	 * channel dying, throws the transaction away.  See queue_proto.h.
+	 */
+	IPC_Q_OPEN,		/* flags, sender, envid, user, client, helo, proto, tls */
+	IPC_Q_RCPT,		/* notify, address, orcpt */
+	IPC_Q_OPENED,		/* fd: memfd for the body */
+	IPC_Q_COMMIT,		/* u64 size of the body written */
+	IPC_Q_ABORT,
+	IPC_Q_OK,		/* queue id */
+	IPC_Q_FAIL,		/* code, enhanced status, text */
+
+	/*
+	 * queued -> deliverd: one job per reqid, all recipients for one
+	 * destination.  DLV_RCPT frames first, then DLV_JOB with the body
+	 * as a sealed memfd.  deliverd answers DLV_RESULT per recipient
+	 * and then DLV_DONE.
+	 */
+	IPC_DLV_RCPT,		/* index, notify, address, orcpt */
+	IPC_DLV_JOB,		/* fd; route, flags, nrcpt, id, sender, envid, destination */
+	IPC_DLV_RESULT,		/* index, code, enhanced status, text */
+	IPC_DLV_DONE,		/* flags, relay */
 	IPC_TYPE_MAX
 };
 

@@ -54,6 +54,7 @@ struct redis_ev {
 	int			 delay_ms;
 	int			 up;
 	int			 refused;	/* settings failed the check */
+	int			 relaxed;	/* redis.durability = relaxed */
 	int			 freeing;
 	char			*settings[SET_COUNT];
 	char			 last_problem[512];
@@ -74,7 +75,7 @@ static void	redis_ev_clear_settings(struct redis_ev *);
 /* redis_ev_check_settings - does this server keep acknowledged mail? */
 int
 redis_ev_check_settings(const char *policy, const char *aof,
-    const char *fsync, char *err, size_t errlen)
+    const char *fsync, int relaxed, char *err, size_t errlen)
 {
 	if (policy == NULL || strcmp(policy, "noeviction") != 0) {
 		snprintf(err, errlen, "maxmemory-policy is %s; sluice needs "
@@ -82,6 +83,9 @@ redis_ev_check_settings(const char *policy, const char *aof,
 		    policy ? policy : "unknown");
 		return -1;
 	}
+	/* redis.durability = "relaxed": the administrator chose to */
+	if (relaxed)
+		return 0;
 	if (aof == NULL || strcmp(aof, "yes") != 0) {
 		snprintf(err, errlen, "appendonly is %s; sluice needs yes, or "
 		    "a restart of Redis loses acknowledged mail",
@@ -152,6 +156,7 @@ redis_ev_new(struct event_base *base, const char *name,
 	r = xcalloc(1, sizeof(*r));
 	r->base = base;
 	strlcpy(r->name, name, sizeof(r->name));
+	r->relaxed = conf->redis.durability == CONF_DURABILITY_RELAXED;
 	if (conf->redis.unix_path != NULL) {
 		r->unix_path = xstrdup(conf->redis.unix_path);
 		snprintf(r->where, sizeof(r->where), "%s", r->unix_path);
@@ -373,14 +378,15 @@ redis_ev_on_setting(redisAsyncContext *ac, void *reply, void *priv)
 	if (i != SET_COUNT - 1)
 		return;
 	if (redis_ev_check_settings(r->settings[SET_POLICY],
-	    r->settings[SET_AOF], r->settings[SET_FSYNC], why,
+	    r->settings[SET_AOF], r->settings[SET_FSYNC], r->relaxed, why,
 	    sizeof(why)) == -1)
 		goto refuse;
 	r->up = 1;
 	r->delay_ms = REDIS_DELAY_MIN_MS;
 	r->last_problem[0] = '\0';
-	log_info("%s: redis %s: connected; noeviction, appendonly, "
-	    "appendfsync always", r->name, r->where);
+	log_info("%s: redis %s: connected; noeviction%s", r->name, r->where,
+	    r->relaxed ? " (durability relaxed)" :
+	    ", appendonly, appendfsync always");
 	r->fn(r, 1, r->arg);
 	return;
  refuse:

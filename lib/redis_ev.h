@@ -11,7 +11,7 @@
  *	int redis_ev_up(const struct redis_ev *r);
  *	struct redisAsyncContext *redis_ev_context(struct redis_ev *r);
  *	int redis_ev_check_settings(const char *policy, const char *aof,
- *	    const char *fsync, char *err, size_t errlen);
+ *	    const char *fsync, int relaxed, char *err, size_t errlen);
  *	char *redis_ev_read_password(const char *path, char *err,
  *	    size_t errlen);
  * DESCRIPTION
@@ -25,7 +25,8 @@
  *
  *	redis_ev_check_settings() is that judgement: maxmemory-policy must
  *	be noeviction (an evicted key is a lost message), appendonly yes
- *	and appendfsync always (an acknowledged message must be on disk).
+ *	and appendfsync always (an acknowledged message must be on disk),
+ *	the last two unless relaxed (redis.durability = "relaxed").
  *	A refused server is logged once per distinct reason and asked
  *	again every 10 seconds, so fixing it with CONFIG SET is noticed.
  *
@@ -57,7 +58,7 @@ void		 redis_ev_free(struct redis_ev *);
 int		 redis_ev_up(const struct redis_ev *);
 struct redisAsyncContext *redis_ev_context(struct redis_ev *);
 int		 redis_ev_check_settings(const char *, const char *,
-		    const char *, char *, size_t);
+		    const char *, int, char *, size_t);
 char		*redis_ev_read_password(const char *, char *, size_t);
 
 #endif

@@ -1,34 +1,57 @@
 /*
  * queued - the queue manager
  *
- * For now it holds the one Redis connection the queue will use and
- * refuses a server that could lose acknowledged mail (see redis_ev.h);
- * the queue itself arrives with its own issue.
+ * Takes messages from smtpd and commits them durably to Redis
+ * (enqueue.c), claims due messages under a lease and hands delivery
+ * jobs to deliverd (scheduler.c), retries with backoff, expires and
+ * bounces (bounce.c).  One Redis connection carries all commands; a
+ * second one only listens for "flush" so that sluicectl's requests
+ * are seen at once.
  */
 #include "config.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
+#include <event2/event.h>
+#include <hiredis/hiredis.h>
+#include <hiredis/async.h>
 #include <sodium.h>
 
 #include "child.h"
 #include "conf.h"
 #include "log.h"
+#include "qstore.h"
+#include "queued.h"
 #include "redis_ev.h"
+#include "xmalloc.h"
 
-static struct redis_ev	*redis;
+struct queued		 q;
 static char		*redis_password;
 
 static void	queued_setup(struct child_env *);
 static void	queued_configure(struct child_env *, struct conf *);
+static void	queued_peer_msg(struct child_env *, struct child_peer *,
+		    struct ipc_msg *);
+static void	queued_shutdown(struct child_env *);
 static void	queued_redis_state(struct redis_ev *, int, void *);
+static void	queued_sub_state(struct redis_ev *, int, void *);
+static void	queued_on_flush(redisAsyncContext *, void *, void *);
+static void	queued_on_tick(evutil_socket_t, short, void *);
+static void	queued_on_renew(evutil_socket_t, short, void *);
+static void	queued_arm_renew(void);
 
 static const struct child_ops queued_ops = {
 	.kind = PROC_QUEUED,
 	.sandbox = SANDBOX_QUEUED,
 	.setup = queued_setup,
 	.configure = queued_configure,
+	.peer_msg = queued_peer_msg,
+	.shutdown = queued_shutdown,
 };
 
 int
@@ -37,32 +60,93 @@ main(int argc, char **argv)
 	return child_main(argc, argv, &queued_ops);
 }
 
-/* queued_setup - the password file is read while files can be opened */
+/*
+ * queued_setup - files are still open to us here: the Redis password,
+ * the queue key (made on the first start), the time zone for Date
+ */
 static void
 queued_setup(struct child_env *env)
 {
-	char	 err[512];
+	char	 err[512], *path;
 
-	if (env->conf->redis.password_file == NULL)
-		return;
-	redis_password = redis_ev_read_password(env->conf->redis.password_file,
-	    err, sizeof(err));
-	if (redis_password == NULL)
-		fatalx("%s: %s", env->name, err);
+	q.env = env;
+	if (env->conf->redis.password_file != NULL) {
+		redis_password = redis_ev_read_password(
+		    env->conf->redis.password_file, err, sizeof(err));
+		if (redis_password == NULL)
+			fatalx("%s: %s", env->name, err);
+	}
+	if ((path = qstore_key_path(env->conf)) == NULL)
+		fatalx("%s: queue key path", env->name);
+	if ((q.key = sodium_malloc(QSTORE_KEY_SIZE)) == NULL)
+		fatalx("%s: sodium_malloc", env->name);
+	if (qstore_key_load(path, 1, q.key, err, sizeof(err)) == -1)
+		fatalx("%s: queue key: %s", env->name, err);
+	free(path);
+	sodium_mprotect_readonly(q.key);
+	tzset();
 }
 
 static void
 queued_configure(struct child_env *env, struct conf *old)
 {
-	if (old != NULL)
-		return;		/* the Redis address cannot change on reload */
-	redis = redis_ev_new(env->base, env->name, env->conf, redis_password,
-	    queued_redis_state, env);
+	uint32_t	 rnd = randombytes_random();
+
+	q.env = env;
+	if (old != NULL) {
+		/* durations may change; the Redis address cannot */
+		queued_arm_renew();
+		return;
+	}
+	snprintf(q.owner, sizeof(q.owner), "%s/%ld/%08x",
+	    env->conf->hostname, (long)getpid(), rnd);
+	q.redis = redis_ev_new(env->base, env->name, env->conf,
+	    redis_password, queued_redis_state, env);
+	q.sub = redis_ev_new(env->base, env->name, env->conf,
+	    redis_password, queued_sub_state, env);
 	if (redis_password != NULL) {
 		sodium_memzero(redis_password, strlen(redis_password));
 		free(redis_password);
 		redis_password = NULL;
 	}
+	q.tick = evtimer_new(env->base, queued_on_tick, NULL);
+	q.renew = evtimer_new(env->base, queued_on_renew, NULL);
+	if (q.tick == NULL || q.renew == NULL)
+		fatalx("%s: evtimer_new", env->name);
+	sched_init();
+	queued_kick();
+	queued_arm_renew();
+}
+
+static void
+queued_peer_msg(struct child_env *env, struct child_peer *p,
+    struct ipc_msg *m)
+{
+	switch (p->kind) {
+	case PROC_SMTPD:
+		if (m == NULL)
+			enqueue_peer_gone(p);
+		else
+			enqueue_peer_msg(p, m);
+		break;
+	case PROC_DELIVERD:
+		if (m == NULL)
+			sched_peer_gone(p);
+		else
+			sched_peer_msg(p, m);
+		break;
+	default:
+		if (m != NULL)
+			log_warnx("%s: %s sent %s; nothing to do with it",
+			    env->name, ipc_name(p->ipc), ipc_type_str(m->type));
+	}
+}
+
+/* queued_shutdown - hand our claims back so that nobody waits a lease */
+static void
+queued_shutdown(struct child_env *env)
+{
+	sched_release_all();
 }
 
 static void
@@ -71,4 +155,121 @@ queued_redis_state(struct redis_ev *r, int up, void *arg)
 	struct child_env	*env = arg;
 
 	log_debug("%s: redis %s", env->name, up ? "up" : "down");
+	if (up)
+		queued_kick();
+}
+
+static void
+queued_sub_state(struct redis_ev *r, int up, void *arg)
+{
+	redisAsyncContext	*ac;
+	char			*chan;
+
+	if (!up || (ac = redis_ev_context(r)) == NULL)
+		return;
+	chan = store_name("flush", NULL);
+	if (redisAsyncCommand(ac, queued_on_flush, NULL, "SUBSCRIBE %s",
+	    chan) != REDIS_OK)
+		log_warnx("%s: cannot subscribe to %s", q.env->name, chan);
+	free(chan);
+}
+
+/* queued_on_flush - sluicectl made messages due: look at once */
+static void
+queued_on_flush(redisAsyncContext *ac, void *r, void *arg)
+{
+	redisReply	*rep = r;
+
+	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY ||
+	    rep->elements < 3 || rep->element[0]->type != REDIS_REPLY_STRING)
+		return;
+	if (strcmp(rep->element[0]->str, "message") == 0)
+		queued_kick();
+}
+
+/* queued_kick - run the scheduler soon (on the next loop turn) */
+void
+queued_kick(void)
+{
+	struct timeval	 tv = { 0, 0 };
+
+	if (q.tick != NULL)
+		evtimer_add(q.tick, &tv);
+}
+
+static void
+queued_on_tick(evutil_socket_t fd, short ev, void *arg)
+{
+	struct timeval	 tv = { 1, 0 };
+
+	/* polling once a second catches retries that come due */
+	evtimer_add(q.tick, &tv);
+	sched_tick();
+}
+
+static void
+queued_arm_renew(void)
+{
+	struct timeval	 tv;
+	uint32_t	 ms = q.env->conf->queue.lease * 1000 / 3;
+
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
+	if (q.renew != NULL)
+		evtimer_add(q.renew, &tv);
+}
+
+static void
+queued_on_renew(evutil_socket_t fd, short ev, void *arg)
+{
+	queued_arm_renew();
+	sched_renew();
+}
+
+/*
+ * queued_event - an XADD to the event stream: id, event, then
+ * field/value pairs as printf-formatted "field=value" strings
+ */
+void
+queued_event(struct rcmd *c, const char *id, const char *fmt, ...)
+{
+	va_list		 ap;
+	const char	*p, *eq;
+	char		*s;
+	char		*k;
+
+	va_start(ap, fmt);
+	if (vasprintf(&s, fmt, ap) == -1)
+		fatal("queued_event: vasprintf");
+	va_end(ap);
+	rcmd_str(c, "XADD");
+	k = store_name("events", NULL);
+	rcmd_str(c, k);
+	free(k);
+	rcmd_str(c, "MAXLEN");
+	rcmd_str(c, "~");
+	rcmd_str(c, QUEUED_EVENTS_MAX);
+	rcmd_str(c, "*");
+	rcmd_str(c, "id");
+	rcmd_str(c, id);
+	rcmd_str(c, "node");
+	rcmd_str(c, q.env->conf->hostname);
+	/* "event\x1ffield\x1evalue\x1f..." keeps values free to hold '=' */
+	p = s;
+	eq = strchr(p, '\x1f');
+	rcmd_str(c, "event");
+	rcmd_add(c, p, eq != NULL ? (size_t)(eq - p) : strlen(p));
+	while (eq != NULL) {
+		const char	*f = eq + 1, *v, *end;
+
+		v = strchr(f, '\x1e');
+		if (v == NULL)
+			break;
+		end = strchr(v + 1, '\x1f');
+		rcmd_add(c, f, (size_t)(v - f));
+		rcmd_add(c, v + 1, end != NULL ? (size_t)(end - v - 1) :
+		    strlen(v + 1));
+		eq = end;
+	}
+	free(s);
 }

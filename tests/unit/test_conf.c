@@ -74,7 +74,8 @@ static const char full_text[] =
     "        min_version = \"TLSv1.3\";\n"
     "        ca_file = \"/etc/ssl/certs/ca-certificates.crt\"; };\n"
     "redis = { address = \"127.0.0.1:6379\"; "
-    "password_file = \"/etc/sluice/redis.pass\"; prefix = \"mx1:\"; };\n"
+    "password_file = \"/etc/sluice/redis.pass\"; prefix = \"mx1:\"; "
+    "durability = \"relaxed\"; };\n"
     "limits = { message_size = \"35M\"; recipients = 100;\n"
     "           connections = 2000; connections_per_ip = 20;\n"
     "           errors = 10;\n"
@@ -84,7 +85,9 @@ static const char full_text[] =
     "timeouts = { command = \"5m\"; data_block = \"3m\"; "
     "data_end = \"10m\";\n"
     "             connect = \"30s\"; upstream_command = \"5m\"; };\n"
-    "queue = { lifetime = \"5d\"; retry_min = \"1m\"; retry_max = \"1h\"; };\n"
+    "queue = { lifetime = \"5d\"; retry_min = \"1m\"; retry_max = \"1h\"; "
+    "lease = \"90s\"; delay_warning = \"4h\"; "
+    "key_file = \"/etc/sluice/queue.key\"; };\n"
     "delivery = {\n"
     "  workers = 6;\n"
     "  routes = (\n"
@@ -336,6 +339,47 @@ static const struct bad_case bad_cases[] = {
 	    "  retry_max = \"2h\"; };", 3,
 	    "queue.retry_max: 2h is more than queue.lifetime (1h)" },
 
+	/* queue.lease, queue.delay_warning, queue.key_file, durability */
+	{ "lifetime zero", BASE "queue = { lifetime = 0; };", 2,
+	    "queue.lifetime: 0 is out of range (1s..30d)" },
+	{ "lifetime one over", BASE "queue = { lifetime = \"2592001\"; };", 2,
+	    "queue.lifetime: \"2592001\" is out of range (1s..30d)" },
+	{ "lease zero", BASE "queue = {\n  lease = \"0s\"; };", 3,
+	    "queue.lease: \"0s\" is out of range (1s..1d)" },
+	{ "lease one over", BASE "queue = { lease = 86401; };", 2,
+	    "queue.lease: 86401 is out of range (1s..1d)" },
+	{ "lease suffix", BASE "queue = { lease = \"1w\"; };", 2,
+	    "queue.lease: invalid duration \"1w\" "
+	    "(use a number with s, m, h or d)" },
+	{ "lease as bool", BASE "queue = { lease = true; };", 2,
+	    "queue.lease: must be a duration" },
+	{ "delay_warning one over", BASE "queue = {\n"
+	    "  delay_warning = 2592001; };", 3,
+	    "queue.delay_warning: 2592001 is out of range (0s..30d)" },
+	{ "delay_warning 31d", BASE "queue = { delay_warning = \"31d\"; };",
+	    2, "queue.delay_warning: \"31d\" is out of range (0s..30d)" },
+	{ "delay_warning negative", BASE "queue = { delay_warning = -1; };", 2,
+	    "queue.delay_warning: -1 is out of range (0s..30d)" },
+	{ "delay_warning sign", BASE "queue = { delay_warning = \"-1h\"; };",
+	    2, "queue.delay_warning: invalid duration \"-1h\"" },
+	{ "delay_warning empty", BASE "queue = { delay_warning = \"\"; };", 2,
+	    "queue.delay_warning: invalid duration \"\"" },
+	{ "key_file relative", BASE "queue = {\n"
+	    "  key_file = \"queue.key\"; };", 3,
+	    "queue.key_file: \"queue.key\" is not an absolute path" },
+	{ "key_file empty", BASE "queue = { key_file = \"\"; };", 2,
+	    "queue.key_file: must not be empty" },
+	{ "key_file as int", BASE "queue = { key_file = 1; };", 2,
+	    "queue.key_file: must be a string" },
+	{ "durability unknown", BASE "redis = {\n  durability = \"none\"; };",
+	    3, "redis.durability: \"none\" is not one of \"fsync\" or "
+	    "\"relaxed\"" },
+	{ "durability case", BASE "redis = { durability = \"FSYNC\"; };", 2,
+	    "redis.durability: \"FSYNC\" is not one of \"fsync\" or "
+	    "\"relaxed\"" },
+	{ "durability as bool", BASE "redis = { durability = true; };", 2,
+	    "redis.durability: must be a string: \"fsync\" or \"relaxed\"" },
+
 	/* strings */
 	{ "relative state_dir", BASE "state_dir = \"var/lib/sluice\";", 2,
 	    "state_dir: \"var/lib/sluice\" is not an absolute path" },
@@ -506,9 +550,15 @@ assert_conf_equal(const struct conf *a, const struct conf *b)
 	assert_str_or_null(a->redis.password_file, b->redis.password_file);
 	assert_string_equal(a->redis.prefix, b->redis.prefix);
 	assert_string_equal(a->redis.server, b->redis.server);
+	assert_int_equal(a->redis.durability, b->redis.durability);
 	assert_memory_equal(&a->limits, &b->limits, sizeof(a->limits));
 	assert_memory_equal(&a->timeouts, &b->timeouts, sizeof(a->timeouts));
-	assert_memory_equal(&a->queue, &b->queue, sizeof(a->queue));
+	assert_int_equal(a->queue.lifetime, b->queue.lifetime);
+	assert_int_equal(a->queue.retry_min, b->queue.retry_min);
+	assert_int_equal(a->queue.retry_max, b->queue.retry_max);
+	assert_int_equal(a->queue.lease, b->queue.lease);
+	assert_int_equal(a->queue.delay_warning, b->queue.delay_warning);
+	assert_str_or_null(a->queue.key_file, b->queue.key_file);
 	assert_int_equal(a->delivery.workers, b->delivery.workers);
 	assert_int_equal(a->delivery.nroutes, b->delivery.nroutes);
 	for (i = 0; i < a->delivery.nroutes; i++) {
@@ -589,6 +639,7 @@ test_conf_defaults(void **state)
 	assert_null(c->redis.password_file);
 	assert_string_equal(c->redis.prefix, "sluice:");
 	assert_string_equal(c->redis.server, "redis-server");
+	assert_int_equal(c->redis.durability, CONF_DURABILITY_FSYNC);
 
 	assert_int_equal(c->limits.message_size, 35 * 1024 * 1024);
 	assert_int_equal(c->limits.recipients, 100);
@@ -609,6 +660,9 @@ test_conf_defaults(void **state)
 	assert_int_equal(c->queue.lifetime, 5 * 86400);
 	assert_int_equal(c->queue.retry_min, 60);
 	assert_int_equal(c->queue.retry_max, 3600);
+	assert_int_equal(c->queue.lease, 60);
+	assert_int_equal(c->queue.delay_warning, 0);
+	assert_null(c->queue.key_file);
 
 	assert_int_equal(c->delivery.workers, 4);
 	assert_int_equal(c->delivery.nroutes, 1);
@@ -682,6 +736,12 @@ test_conf_full_example(void **state)
 	assert_int_equal(c->redis.tcp.port, 6379);
 	assert_string_equal(c->redis.password_file, "/etc/sluice/redis.pass");
 	assert_string_equal(c->redis.prefix, "mx1:");
+	assert_int_equal(c->redis.durability, CONF_DURABILITY_RELAXED);
+
+	assert_int_equal(c->queue.lifetime, 5 * 86400);
+	assert_int_equal(c->queue.lease, 90);
+	assert_int_equal(c->queue.delay_warning, 4 * 3600);
+	assert_string_equal(c->queue.key_file, "/etc/sluice/queue.key");
 
 	assert_int_equal(c->delivery.workers, 6);
 	assert_int_equal(c->delivery.nroutes, 2);
@@ -764,6 +824,79 @@ test_conf_boundaries_accepted(void **state)
 	c = load_ok(BASE "queue = { lifetime = \"1h\"; retry_min = 3600;\n"
 	    "  retry_max = \"60m\"; };\n");
 	assert_int_equal(c->queue.retry_min, 3600);
+	conf_free(c);
+}
+
+/* the queue keys at their ends; 0 turns delay warnings off */
+static void
+test_conf_queue_new_keys(void **state)
+{
+	static const struct {
+		const char	*text;
+		uint32_t	 lease, delay_warning;
+	} rows[] = {
+		{ "queue = { lease = 1; };", 1, 0 },
+		{ "queue = { lease = \"1s\"; };", 1, 0 },
+		{ "queue = { lease = \"1d\"; };", 86400, 0 },
+		{ "queue = { lease = 86400; };", 86400, 0 },
+		{ "queue = { lease = \"5m\"; };", 300, 0 },
+		{ "queue = { delay_warning = 0; };", 60, 0 },
+		{ "queue = { delay_warning = \"0\"; };", 60, 0 },
+		{ "queue = { delay_warning = \"0s\"; };", 60, 0 },
+		{ "queue = { delay_warning = \"0d\"; };", 60, 0 },
+		{ "queue = { delay_warning = 1; };", 60, 1 },
+		{ "queue = { delay_warning = \"4h\"; };", 60, 4 * 3600 },
+		{ "queue = { delay_warning = \"30d\"; };", 60, 30 * 86400 },
+		{ "queue = { delay_warning = 2592000; };", 60, 30 * 86400 },
+	};
+	struct conf	*c;
+	char		 text[256];
+	size_t		 i;
+
+	(void)state;
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		snprintf(text, sizeof(text), BASE "%s\n", rows[i].text);
+		c = load_ok(text);
+		if (c->queue.lease != rows[i].lease ||
+		    c->queue.delay_warning != rows[i].delay_warning)
+			fail_msg("%s: lease %u, delay_warning %u", rows[i].text,
+			    c->queue.lease, c->queue.delay_warning);
+		assert_null(c->queue.key_file);
+		conf_free(c);
+	}
+
+	c = load_ok(BASE "queue = { key_file = \"/srv/keys/queue.key\"; };\n");
+	assert_string_equal(c->queue.key_file, "/srv/keys/queue.key");
+	conf_free(c);
+
+	/* a lifetime of one second is now allowed, with retries to match */
+	c = load_ok(BASE "queue = { lifetime = \"1s\"; retry_min = 1;\n"
+	    "  retry_max = 1; };\n");
+	assert_int_equal(c->queue.lifetime, 1);
+	conf_free(c);
+	c = load_ok(BASE "queue = { lifetime = 59; retry_min = 1;\n"
+	    "  retry_max = \"59s\"; };\n");
+	assert_int_equal(c->queue.lifetime, 59);
+	conf_free(c);
+}
+
+static void
+test_conf_redis_durability(void **state)
+{
+	struct conf	*c;
+
+	(void)state;
+	c = load_ok(BASE "redis = { durability = \"fsync\"; };\n");
+	assert_int_equal(c->redis.durability, CONF_DURABILITY_FSYNC);
+	conf_free(c);
+	c = load_ok(BASE "redis = { durability = \"relaxed\"; };\n");
+	assert_int_equal(c->redis.durability, CONF_DURABILITY_RELAXED);
+	assert_int_equal(c->redis.embedded, 1);
+	conf_free(c);
+	c = load_ok(BASE "redis = { address = \"127.0.0.1:6379\";\n"
+	    "  durability = \"relaxed\"; };\n");
+	assert_int_equal(c->redis.durability, CONF_DURABILITY_RELAXED);
+	assert_int_equal(c->redis.embedded, 0);
 	conf_free(c);
 }
 
@@ -1108,6 +1241,10 @@ test_conf_example_file(void **state)
 	assert_int_equal(c->listen[1].tls, CONF_TLS_IMPLICIT);
 	assert_int_equal(c->redis.embedded, 1);
 	assert_int_equal(c->tls.self_signed, 1);
+	assert_int_equal(c->redis.durability, CONF_DURABILITY_FSYNC);
+	assert_int_equal(c->queue.lease, 60);
+	assert_int_equal(c->queue.delay_warning, 0);
+	assert_null(c->queue.key_file);
 	assert_true(c->delivery.nroutes >= 1);
 	conf_free(c);
 }
@@ -1119,6 +1256,8 @@ main(void)
 		cmocka_unit_test(test_conf_defaults),
 		cmocka_unit_test(test_conf_full_example),
 		cmocka_unit_test(test_conf_boundaries_accepted),
+		cmocka_unit_test(test_conf_queue_new_keys),
+		cmocka_unit_test(test_conf_redis_durability),
 		cmocka_unit_test(test_conf_error_table),
 		cmocka_unit_test(test_conf_smtpd_processes_per_core),
 		cmocka_unit_test(test_conf_redis_unix_address),

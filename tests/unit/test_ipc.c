@@ -62,11 +62,15 @@ enum fd_kind {
 	FDK_PIPE		/* stands in for a socket */
 };
 
-/* every message type with the shape of a valid payload: n u32 values */
+/*
+ * every message type with the shape of a valid payload: n u32 values,
+ * the shortest the type takes; max is the longest, in bytes
+ */
 struct type_row {
 	uint32_t	 type;
 	const char	*name;
 	int		 nu32;
+	uint32_t	 max;
 	enum fd_kind	 fd;
 };
 
@@ -124,17 +128,35 @@ static void	test_ipc_queue_limit(void **);
 static void	test_ipc_names(void **);
 
 static const struct type_row type_rows[] = {
-	{ IPC_HELLO,		"HELLO",		3, FDK_NONE },
-	{ IPC_CONF,		"CONF",			1, FDK_MEMFD },
-	{ IPC_CONF_DONE,	"CONF_DONE",		1, FDK_NONE },
-	{ IPC_LISTENER,		"LISTENER",		1, FDK_PIPE },
-	{ IPC_TLS_CERT,		"TLS_CERT",		1, FDK_MEMFD },
-	{ IPC_PEER,		"PEER",			2, FDK_PIPE },
-	{ IPC_START,		"START",		0, FDK_NONE },
-	{ IPC_READY,		"READY",		1, FDK_NONE },
-	{ IPC_HEARTBEAT,	"HEARTBEAT",		0, FDK_NONE },
-	{ IPC_HEARTBEAT_ACK,	"HEARTBEAT_ACK",	0, FDK_NONE },
-	{ IPC_SHUTDOWN,		"SHUTDOWN",		0, FDK_NONE },
+	{ IPC_HELLO,		"HELLO",		3, 12, FDK_NONE },
+	{ IPC_CONF,		"CONF",			1, 4, FDK_MEMFD },
+	{ IPC_CONF_DONE,	"CONF_DONE",		1, 4, FDK_NONE },
+	{ IPC_LISTENER,		"LISTENER",		1, 4, FDK_PIPE },
+	{ IPC_TLS_CERT,		"TLS_CERT",		1, 4, FDK_MEMFD },
+	{ IPC_PEER,		"PEER",			2, 8, FDK_PIPE },
+	{ IPC_START,		"START",		0, 0, FDK_NONE },
+	{ IPC_READY,		"READY",		1, 4, FDK_NONE },
+	{ IPC_HEARTBEAT,	"HEARTBEAT",		0, 0, FDK_NONE },
+	{ IPC_HEARTBEAT_ACK,	"HEARTBEAT_ACK",	0, 0, FDK_NONE },
+	{ IPC_SHUTDOWN,		"SHUTDOWN",		0, 0, FDK_NONE },
+	{ IPC_Q_OPEN,		"Q_OPEN",		8, IPC_MAX_PAYLOAD,
+	    FDK_NONE },
+	{ IPC_Q_RCPT,		"Q_RCPT",		3, IPC_MAX_PAYLOAD,
+	    FDK_NONE },
+	{ IPC_Q_OPENED,		"Q_OPENED",		0, 0, FDK_MEMFD },
+	{ IPC_Q_COMMIT,		"Q_COMMIT",		2, 8, FDK_NONE },
+	{ IPC_Q_ABORT,		"Q_ABORT",		0, 0, FDK_NONE },
+	{ IPC_Q_OK,		"Q_OK",			1, 256, FDK_NONE },
+	{ IPC_Q_FAIL,		"Q_FAIL",		3, IPC_MAX_PAYLOAD,
+	    FDK_NONE },
+	{ IPC_DLV_RCPT,		"DLV_RCPT",		4, IPC_MAX_PAYLOAD,
+	    FDK_NONE },
+	{ IPC_DLV_JOB,		"DLV_JOB",		7, IPC_MAX_PAYLOAD,
+	    FDK_MEMFD },
+	{ IPC_DLV_RESULT,	"DLV_RESULT",		4, IPC_MAX_PAYLOAD,
+	    FDK_NONE },
+	{ IPC_DLV_DONE,		"DLV_DONE",		2, IPC_MAX_PAYLOAD,
+	    FDK_NONE },
 };
 
 static const struct bad_frame bad_frames[] = {
@@ -178,6 +200,36 @@ static const struct bad_frame bad_frames[] = {
 	    "START: 1 descriptors", "START: 1 descriptors" },
 	{ "HELLO with a descriptor", IPC_HELLO, 12, 28, 1,
 	    "HELLO: 1 descriptors", "HELLO: 1 descriptors" },
+
+	/* the queue and delivery types: one byte past either end */
+	{ "Q_COMMIT payload long", IPC_Q_COMMIT, 9, 25, 0,
+	    "Q_COMMIT: payload length 9 not in 8..8",
+	    "Q_COMMIT: payload length 9 not in 8..8" },
+	{ "Q_COMMIT payload short", IPC_Q_COMMIT, 7, 23, 0,
+	    "Q_COMMIT: payload length 7 not in 8..8",
+	    "Q_COMMIT: payload length 7 not in 8..8" },
+	{ "Q_OK queue id over 256", IPC_Q_OK, 257, 16 + 257, 0,
+	    "Q_OK: payload length 257 not in 4..256",
+	    "Q_OK: payload length 257 not in 4..256" },
+	{ "Q_OK empty", IPC_Q_OK, 0, 16, 0,
+	    "Q_OK: payload length 0 not in 4..256",
+	    "Q_OK: payload length 0 not in 4..256" },
+	{ "Q_OPEN envelope short", IPC_Q_OPEN, 31, 16 + 31, 0,
+	    "Q_OPEN: payload length 31 not in 32..16384",
+	    "Q_OPEN: payload length 31 not in 32..16384" },
+	{ "Q_OPEN over the maximum", IPC_Q_OPEN, IPC_MAX_PAYLOAD + 1,
+	    IPC_MAX_FRAME + 1, 0, "over 16384", "over 16384" },
+	{ "DLV_JOB short, with its descriptor", IPC_DLV_JOB, 27, 16 + 27, 1,
+	    "DLV_JOB: payload length 27 not in 28..16384",
+	    "DLV_JOB: payload length 27 not in 28..16384" },
+	{ "DLV_JOB without its descriptor", IPC_DLV_JOB, 28, 16 + 28, 0,
+	    "DLV_JOB: 0 descriptors", "DLV_JOB: 0 descriptors" },
+	{ "Q_OPENED with a payload", IPC_Q_OPENED, 4, 20, 1,
+	    "Q_OPENED: payload length 4 not in 0..0",
+	    "Q_OPENED: payload length 4 not in 0..0" },
+	{ "DLV_RESULT payload short", IPC_DLV_RESULT, 15, 16 + 15, 0,
+	    "DLV_RESULT: payload length 15 not in 16..16384",
+	    "DLV_RESULT: payload length 15 not in 16..16384" },
 };
 
 static int	 cap_fd = -1, cap_saved = -1;
@@ -522,12 +574,14 @@ test_ipc_round_trip_every_type(void **state)
 	assert_int_equal(count_fds(), before);
 }
 
-/* each type: exact length accepted, one byte either way and a wrong
- * descriptor count refused */
+/*
+ * each type: its shortest and longest payloads accepted, one byte past
+ * either end and a wrong descriptor count refused
+ */
 static void
 test_ipc_type_bounds(void **state)
 {
-	uint8_t			 buf[IPC_HDR_SIZE + 64];
+	static uint8_t		 buf[IPC_MAX_FRAME + 16];
 	struct ipc_msg		 m;
 	const struct type_row	*t;
 	char			 err[128];
@@ -539,6 +593,8 @@ test_ipc_type_bounds(void **state)
 		t = &type_rows[i];
 		len = (uint32_t)t->nu32 * 4;
 		nfds = t->fd == FDK_NONE ? 0 : 1;
+		assert_true(len <= t->max);
+		assert_true(t->max <= IPC_MAX_PAYLOAD);
 
 		raw_frame(buf, t->type, len, 99);
 		assert_int_equal(ipc_frame_parse(buf, IPC_HDR_SIZE + len,
@@ -556,18 +612,29 @@ test_ipc_type_bounds(void **state)
 		assert_int_equal(ipc_frame_parse(buf, IPC_HDR_SIZE + len,
 		    2, &m, err, sizeof(err)), -1);
 
-		raw_frame(buf, t->type, len + 1, 99);
-		assert_int_equal(ipc_frame_parse(buf, IPC_HDR_SIZE + len + 1,
-		    nfds, &m, err, sizeof(err)), -1);
-		assert_non_null(strstr(err, "not in"));
-		assert_non_null(strstr(err, t->name));
 		if (len > 0) {
 			raw_frame(buf, t->type, len - 1, 99);
 			assert_int_equal(ipc_frame_parse(buf,
 			    IPC_HDR_SIZE + len - 1, nfds, &m, err,
 			    sizeof(err)), -1);
 			assert_non_null(strstr(err, "not in"));
+			assert_non_null(strstr(err, t->name));
 		}
+
+		raw_frame(buf, t->type, t->max, 99);
+		assert_int_equal(ipc_frame_parse(buf, IPC_HDR_SIZE + t->max,
+		    nfds, &m, err, sizeof(err)), 0);
+		assert_int_equal(m.len, t->max);
+
+		/* past IPC_MAX_PAYLOAD the header check speaks first */
+		raw_frame(buf, t->type, t->max + 1, 99);
+		assert_int_equal(ipc_frame_parse(buf, IPC_HDR_SIZE + t->max + 1,
+		    nfds, &m, err, sizeof(err)), -1);
+		if (t->max < IPC_MAX_PAYLOAD) {
+			assert_non_null(strstr(err, "not in"));
+			assert_non_null(strstr(err, t->name));
+		} else
+			assert_non_null(strstr(err, "over"));
 	}
 }
 

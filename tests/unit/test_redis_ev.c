@@ -126,19 +126,25 @@ test_redis_ev_check_settings(void **state)
 	char	 err[256];
 
 	assert_int_equal(redis_ev_check_settings("noeviction", "yes",
-	    "always", err, sizeof(err)), 0);
+	    "always", 0, err, sizeof(err)), 0);
 	assert_int_equal(redis_ev_check_settings("allkeys-lru", "yes",
-	    "always", err, sizeof(err)), -1);
+	    "always", 0, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "maxmemory-policy is allkeys-lru"));
 	assert_int_equal(redis_ev_check_settings("noeviction", "no",
-	    "always", err, sizeof(err)), -1);
+	    "always", 0, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "appendonly is no"));
 	assert_int_equal(redis_ev_check_settings("noeviction", "yes",
-	    "everysec", err, sizeof(err)), -1);
+	    "everysec", 0, err, sizeof(err)), -1);
 	assert_non_null(strstr(err, "appendfsync is everysec; sluice needs always"));
-	assert_int_equal(redis_ev_check_settings(NULL, NULL, NULL, err,
+	assert_int_equal(redis_ev_check_settings(NULL, NULL, NULL, 0, err,
 	    sizeof(err)), -1);
 	assert_non_null(strstr(err, "unknown"));
+	/* relaxed durability: only eviction is still refused */
+	assert_int_equal(redis_ev_check_settings("noeviction", "no",
+	    "everysec", 1, err, sizeof(err)), 0);
+	assert_int_equal(redis_ev_check_settings("volatile-lru", "yes",
+	    "always", 1, err, sizeof(err)), -1);
+	assert_non_null(strstr(err, "maxmemory-policy is volatile-lru"));
 }
 
 static void
