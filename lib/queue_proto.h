@@ -17,7 +17,10 @@
  *	            str orcpt ("rfc822;addr" as received, "" if none)
  *	  Q_OPENED  (queued -> smtpd) carries a memfd; smtpd writes the
  *	            whole message into it (Received header first, CRLF
- *	            line ends, no dot-stuffing) with write(2)
+ *	            line ends, no dot-stuffing) with write(2), in order
+ *	            from offset 0.  The file is already as long as the
+ *	            largest message may be and cannot grow; the write
+ *	            offset, not the length, says how much was written.
  *	  Q_COMMIT  u64 size: bytes written
  *	  Q_OK      (queued -> smtpd) str queue id: it is durable in Redis
  *	  Q_FAIL    (queued -> smtpd) u32 code (451, 452, 554), str
@@ -27,9 +30,13 @@
  *
  *	Q_OPENED answers Q_OPEN at once; Q_RCPT and Q_COMMIT may be sent
  *	before it arrives.  A transaction with no recipient, more than
- *	QP_MAX_RCPT, a size that is not the memfd's, or over the message
- *	size limit gets Q_FAIL.  A channel that dies takes its open
+ *	QP_MAX_RCPT, a size that is not the write offset, or over the
+ *	message size limit (plus QP_HEADROOM) gets Q_FAIL.  A channel
+ *	that dies takes its open
  *	transactions with it.
+ *
+ *	A commit that finds Redis down waits up to 5 seconds for it to
+ *	come back before it fails with 451 4.3.0.
  *
  *	The delivery protocol (queued -> deliverd), one job per reqid
  *	chosen by queued:
@@ -78,5 +85,12 @@
 #define QP_MAX_TEXT		4096	/* a reply */
 #define QP_MAX_RCPT		100000	/* as limits.recipients allows */
 #define QP_MAX_TXN		65536	/* open transactions per smtpd */
+
+/*
+ * queued takes up to limits.message_size + QP_HEADROOM bytes: smtpd
+ * holds the client to limits.message_size and adds its Received
+ * header; queued may add a Message-ID and a Date.
+ */
+#define QP_HEADROOM		(64 * 1024)
 
 #endif

@@ -55,6 +55,7 @@ struct redis_ev {
 	int			 up;
 	int			 refused;	/* settings failed the check */
 	int			 relaxed;	/* redis.durability = relaxed */
+	int			 quiet;		/* problems at debug level only */
 	int			 freeing;
 	char			*settings[SET_COUNT];
 	char			 last_problem[512];
@@ -213,7 +214,8 @@ redis_ev_problem(struct redis_ev *r, const char *what)
 	if (strcmp(r->last_problem, what) == 0)
 		return;
 	strlcpy(r->last_problem, what, sizeof(r->last_problem));
-	log_warnx("%s: redis %s: %s", r->name, r->where, what);
+	if (!r->quiet)
+		log_warnx("%s: redis %s: %s", r->name, r->where, what);
 }
 
 static void
@@ -384,7 +386,8 @@ redis_ev_on_setting(redisAsyncContext *ac, void *reply, void *priv)
 	r->up = 1;
 	r->delay_ms = REDIS_DELAY_MIN_MS;
 	r->last_problem[0] = '\0';
-	log_info("%s: redis %s: connected; noeviction%s", r->name, r->where,
+	(r->quiet ? log_debug : log_info)("%s: redis %s: connected; "
+	    "noeviction%s", r->name, r->where,
 	    r->relaxed ? " (durability relaxed)" :
 	    ", appendonly, appendfsync always");
 	r->fn(r, 1, r->arg);
@@ -393,4 +396,11 @@ redis_ev_on_setting(redisAsyncContext *ac, void *reply, void *priv)
 	redis_ev_problem(r, why);
 	r->refused = 1;
 	redisAsyncDisconnect(ac);
+}
+
+/* redis_ev_quiet - a second connection: the first one reports problems */
+void
+redis_ev_quiet(struct redis_ev *r)
+{
+	r->quiet = 1;
 }

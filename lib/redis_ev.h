@@ -8,6 +8,7 @@
  *	    const char *name, const struct conf *conf, const char *password,
  *	    redis_ev_state_fn fn, void *arg);
  *	void redis_ev_free(struct redis_ev *r);
+ *	void redis_ev_quiet(struct redis_ev *r);
  *	int redis_ev_up(const struct redis_ev *r);
  *	struct redisAsyncContext *redis_ev_context(struct redis_ev *r);
  *	int redis_ev_check_settings(const char *policy, const char *aof,
@@ -22,6 +23,11 @@
  *	first authenticates (when password is not NULL) and then reads the
  *	server's settings; only when they keep mail safe is the connection
  *	"up".  fn(r, up, arg) is called on every change.
+ *
+ *	redis_ev_quiet() keeps this connection's problems out of the log
+ *	and its "connected" line at debug level: for a second connection
+ *	to the same server (queued's pub/sub listener), whose problems the
+ *	first one already reports.
  *
  *	redis_ev_check_settings() is that judgement: maxmemory-policy must
  *	be noeviction (an evicted key is a lost message), appendonly yes
@@ -55,6 +61,7 @@ struct redis_ev	*redis_ev_new(struct event_base *, const char *,
 		    const struct conf *, const char *, redis_ev_state_fn,
 		    void *);
 void		 redis_ev_free(struct redis_ev *);
+void		 redis_ev_quiet(struct redis_ev *);
 int		 redis_ev_up(const struct redis_ev *);
 struct redisAsyncContext *redis_ev_context(struct redis_ev *);
 int		 redis_ev_check_settings(const char *, const char *,

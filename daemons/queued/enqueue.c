@@ -31,6 +31,9 @@
 #include "redis_ev.h"
 #include "xmalloc.h"
 
+/* how long a commit waits for Redis to come (back) before 451 */
+#define ENQUEUE_WAIT_MS	5000
+
 struct txn {
 	TAILQ_ENTRY(txn)	 entry;
 	struct child_peer	*peer;		/* NULL once smtpd is gone */
@@ -45,6 +48,7 @@ struct txn {
 	int			 fd;		/* the body memfd */
 	int			 committing;
 	int			 pending;	/* Redis replies still to come */
+	uint64_t		 parked;	/* ms since it waits for Redis */
 	int			 oom;		/* Redis refused: out of memory */
 	int			 failed;	/* a command of the MULTI failed */
 	char			 id[MSGID_SIZE];
@@ -65,6 +69,7 @@ static void		 txn_commit(struct txn *, struct ipc_msg *);
 static void		 txn_on_reply(redisAsyncContext *, void *, void *);
 static void		 txn_on_exec(redisAsyncContext *, void *, void *);
 static void		 txn_settle(struct txn *);
+static void		 txn_store(struct txn *);
 static char		*txn_getstr(struct ipc_msg *, size_t, int *);
 
 static struct txn *
@@ -164,7 +169,7 @@ enqueue_peer_msg(struct child_peer *p, struct ipc_msg *m)
 			txn_commit(t, m);
 		break;
 	case IPC_Q_ABORT:
-		if (t->committing)
+		if (t->committing && t->parked == 0)
 			t->peer = NULL;	/* the EXEC reply will find nobody */
 		else
 			txn_free(t);
@@ -185,7 +190,8 @@ enqueue_peer_gone(struct child_peer *p)
 		next = TAILQ_NEXT(t, entry);
 		if (t->peer != p)
 			continue;
-		if (t->committing)
+		/* in Redis's hands: let the reply find nobody */
+		if (t->committing && t->parked == 0)
 			t->peer = NULL;
 		else
 			txn_free(t);
@@ -232,8 +238,15 @@ txn_open(struct child_peer *p, struct ipc_msg *m)
 	 * read at commit, so it crosses between the processes once.
 	 */
 	t->fd = memfd_create("body", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-	if (t->fd == -1) {
-		log_warn("memfd_create");
+	/*
+	 * Sized for the largest message and sealed at that size: smtpd
+	 * cannot make it grow past the limit, and pages cost memory only
+	 * once written.
+	 */
+	if (t->fd == -1 || ftruncate(t->fd, (off_t)(q.env->conf->limits.
+	    message_size + QP_HEADROOM)) == -1 || fcntl(t->fd, F_ADD_SEALS,
+	    F_SEAL_GROW | F_SEAL_SHRINK) == -1) {
+		log_warn("body memfd");
 		txn_fail(t, 451, "4.3.0", "cannot store the message now");
 		return;
 	}
@@ -283,13 +296,8 @@ txn_rcpt(struct txn *t, struct ipc_msg *m)
 static void
 txn_commit(struct txn *t, struct ipc_msg *m)
 {
-	struct store_new	 sn;
-	struct rcmd		 c;
-	struct stat		 st;
-	uint64_t		 size;
-	const char		*body = NULL;
-	char			*fixed = NULL;
-	size_t			 flen = 0, len;
+	uint64_t	 size;
+	off_t		 off;
 
 	if (ipc_get_u64(m, &size) == -1 || ipc_end(m) == -1) {
 		txn_fail(t, 554, "5.5.2", "malformed commit");
@@ -303,29 +311,79 @@ txn_commit(struct txn *t, struct ipc_msg *m)
 		txn_fail(t, 452, "4.5.3", "too many recipients");
 		return;
 	}
-	if (size > q.env->conf->limits.message_size) {
+	if (size > q.env->conf->limits.message_size + QP_HEADROOM) {
 		txn_fail(t, 552, "5.3.4", "message size exceeds fixed limit");
 		return;
 	}
 	/*
 	 * Seal first, so that smtpd cannot change what we are about to
-	 * read and acknowledge.
+	 * read and acknowledge.  The file was sized for the largest
+	 * message and its length sealed at open; smtpd's write offset,
+	 * which the shared descriptor shows us, says how much it wrote.
 	 */
-	if (fcntl(t->fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW |
-	    F_SEAL_SHRINK | F_SEAL_SEAL) == -1)
+	if (fcntl(t->fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SEAL) == -1)
 		log_debug("%s: seal body: %s", ipc_name(t->peer->ipc),
 		    strerror(errno));
-	if (fstat(t->fd, &st) == -1 || (uint64_t)st.st_size != size) {
+	if ((off = lseek(t->fd, 0, SEEK_CUR)) == -1 || (uint64_t)off != size) {
 		txn_fail(t, 554, "5.3.0", "message size does not match "
 		    "what was written");
 		return;
 	}
-	if (!redis_ev_up(q.redis)) {
-		txn_fail(t, 451, "4.3.0", "queue storage unavailable; "
-		    "try again later");
-		return;
+	t->size = (size_t)size;
+	t->committing = 1;
+	t->parked = store_now_ms();
+	txn_store(t);
+}
+
+/* enqueue_resume - Redis is usable again: store what waited for it */
+void
+enqueue_resume(void)
+{
+	struct txn	*t, *next;
+
+	for (t = TAILQ_FIRST(&txns); t != NULL; t = next) {
+		next = TAILQ_NEXT(t, entry);
+		if (t->committing && t->parked != 0)
+			txn_store(t);
 	}
-	len = (size_t)size;
+}
+
+/*
+ * enqueue_expire - commits that waited too long for Redis fail, so
+ * that the client hears 451 and tries again later
+ */
+void
+enqueue_expire(void)
+{
+	struct txn	*t, *next;
+	uint64_t	 now = store_now_ms();
+
+	for (t = TAILQ_FIRST(&txns); t != NULL; t = next) {
+		next = TAILQ_NEXT(t, entry);
+		if (t->committing && t->parked != 0 &&
+		    now - t->parked >= ENQUEUE_WAIT_MS)
+			txn_fail(t, 451, "4.3.0", "queue storage "
+			    "unavailable; try again later");
+	}
+}
+
+/*
+ * txn_store - fix up, seal and write the message in one MULTI; while
+ * Redis is down (or the queue key is not confirmed) the commit waits
+ * up to ENQUEUE_WAIT_MS, so a restart of Redis costs clients nothing
+ */
+static void
+txn_store(struct txn *t)
+{
+	struct store_new	 sn;
+	struct rcmd		 c;
+	const char		*body = NULL;
+	char			*fixed = NULL;
+	size_t			 flen = 0, len = t->size;
+
+	if (!redis_ev_up(q.redis) || !q.key_ok)
+		return;		/* parked: enqueue_resume or _expire */
+	t->parked = 0;
 	if (len > 0) {
 		body = mmap(NULL, len, PROT_READ, MAP_PRIVATE, t->fd, 0);
 		if (body == MAP_FAILED) {
@@ -353,7 +411,7 @@ txn_commit(struct txn *t, struct ipc_msg *m)
 	msgid_new(t->id);
 	if (store_fixup(body != NULL ? body : "", len, t->id, &fixed,
 	    &flen) == 1) {
-		if (flen > q.env->conf->limits.message_size + 1024) {
+		if (flen > q.env->conf->limits.message_size + QP_HEADROOM) {
 			free(fixed);
 			munmap((void *)body, len);
 			txn_fail(t, 552, "5.3.4", "message size exceeds "

@@ -23,6 +23,7 @@
 #include <sodium.h>
 
 #include "child.h"
+#include "compat/compat.h"
 #include "conf.h"
 #include "log.h"
 #include "qstore.h"
@@ -44,6 +45,18 @@ static void	queued_on_flush(redisAsyncContext *, void *, void *);
 static void	queued_on_tick(evutil_socket_t, short, void *);
 static void	queued_on_renew(evutil_socket_t, short, void *);
 static void	queued_arm_renew(void);
+static void	queued_check_key(void);
+static void	queued_on_keyid(redisAsyncContext *, void *, void *);
+
+/*
+ * keyid: KEYS P keyid; ARGV this node's key id.  The first node to
+ * start records the id of its queue key; every other one must have
+ * the same key, or it could not read their mail nor they its.
+ */
+static const char keyid_lua[] =
+"local v = redis.call('GET', KEYS[1])\n"
+"if not v then redis.call('SET', KEYS[1], ARGV[1]) return ARGV[1] end\n"
+"return v\n";
 
 static const struct child_ops queued_ops = {
 	.kind = PROC_QUEUED,
@@ -104,6 +117,7 @@ queued_configure(struct child_env *env, struct conf *old)
 	    redis_password, queued_redis_state, env);
 	q.sub = redis_ev_new(env->base, env->name, env->conf,
 	    redis_password, queued_sub_state, env);
+	redis_ev_quiet(q.sub);
 	if (redis_password != NULL) {
 		sodium_memzero(redis_password, strlen(redis_password));
 		free(redis_password);
@@ -155,8 +169,58 @@ queued_redis_state(struct redis_ev *r, int up, void *arg)
 	struct child_env	*env = arg;
 
 	log_debug("%s: redis %s", env->name, up ? "up" : "down");
+	q.key_ok = 0;
 	if (up)
-		queued_kick();
+		queued_check_key();
+}
+
+/* queued_check_key - does Redis hold mail sealed with our key? */
+static void
+queued_check_key(void)
+{
+	unsigned char		 id[16];
+	char			 hex[sizeof(id) * 2 + 1], *k;
+	redisAsyncContext	*ac = redis_ev_context(q.redis);
+	static const char	 label[] = "sluice queue key id";
+
+	if (ac == NULL)
+		return;
+	crypto_generichash(id, sizeof(id), (const unsigned char *)label,
+	    sizeof(label) - 1, q.key, QSTORE_KEY_SIZE);
+	sodium_bin2hex(hex, sizeof(hex), id, sizeof(id));
+	strlcpy(q.keyid, hex, sizeof(q.keyid));
+	k = store_name("keyid", NULL);
+	redisAsyncCommand(ac, queued_on_keyid, NULL, "EVAL %s 1 %s %s",
+	    keyid_lua, k, hex);
+	free(k);
+}
+
+static void
+queued_on_keyid(redisAsyncContext *ac, void *r, void *arg)
+{
+	redisReply	*rep = r;
+	static int	 said;
+
+	if (rep == NULL)
+		return;
+	if (rep->type != REDIS_REPLY_STRING) {
+		log_warnx("%s: queue key check: redis: %.200s", q.env->name,
+		    rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
+		return;
+	}
+	if (strcmp(rep->str, q.keyid) != 0) {
+		if (!said++)
+			log_warnx("%s: the queue key (queue.key_file) is not "
+			    "the one the mail in this Redis is sealed with "
+			    "(key id %s, ours %s); every node sharing a Redis "
+			    "needs the same key file; taking no mail",
+			    q.env->name, rep->str, q.keyid);
+		return;
+	}
+	said = 0;
+	q.key_ok = 1;
+	enqueue_resume();
+	queued_kick();
 }
 
 static void
@@ -204,6 +268,7 @@ queued_on_tick(evutil_socket_t fd, short ev, void *arg)
 
 	/* polling once a second catches retries that come due */
 	evtimer_add(q.tick, &tv);
+	enqueue_expire();
 	sched_tick();
 }
 

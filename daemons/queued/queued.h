@@ -44,6 +44,8 @@ struct queued {
 	struct redis_ev		*sub;		/* SUBSCRIBE to P flush */
 	unsigned char		*key;		/* sodium_malloc'd queue key */
 	char			 owner[160];	/* lease token: host/pid/random */
+	char			 keyid[40];	/* hex id of the queue key */
+	int			 key_ok;	/* Redis agrees on the key id */
 	int			 inflight;	/* claimed messages */
 	int			 claiming;	/* a claim is on its way */
 	int			 loading;	/* claimed ids still loading */
@@ -103,6 +105,8 @@ void	queued_event(struct rcmd *, const char *, const char *, ...)
 /* enqueue.c */
 void	enqueue_peer_msg(struct child_peer *, struct ipc_msg *);
 void	enqueue_peer_gone(struct child_peer *);
+void	enqueue_resume(void);
+void	enqueue_expire(void);
 
 /* store.c */
 void	rcmd_init(struct rcmd *);

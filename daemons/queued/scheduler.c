@@ -202,7 +202,8 @@ sched_tick(void)
 	char			*sk;
 	int			 room;
 
-	if (q.claiming || !redis_ev_up(q.redis) || !sched_have_worker())
+	if (q.claiming || !redis_ev_up(q.redis) || !q.key_ok ||
+	    !sched_have_worker())
 		return;
 	room = QUEUED_MAX_INFLIGHT - q.inflight - q.loading;
 	if (room <= 0 || (ac = redis_ev_context(q.redis)) == NULL)
@@ -793,6 +794,7 @@ static void
 sched_add_report(struct qmsg *m, enum bounce_kind kind)
 {
 	struct store_new	 sn;
+	struct rcmd		 c;
 	char			 id[MSGID_SIZE];
 	const char		*to[1], *orcpt[1] = { "" };
 	uint32_t		 notify[1] = { QP_NOTIFY_NEVER };
@@ -830,7 +832,7 @@ sched_add_report(struct qmsg *m, enum bounce_kind kind)
 	log_info("%s: sender %s notification: %s", m->id,
 	    kind == BOUNCE_FAILED ? "non-delivery" : kind == BOUNCE_DELAYED ?
 	    "delay" : "delivery status", id);
-	struct rcmd	 c;
+	log_info("%s: from=<>, size=%zu, nrcpt=1 (queue active)", id, len);
 	rcmd_init(&c);
 	rcmd_str(&c, "HINCRBY");
 	rcmd_addf(&c, "%sstats", q.env->conf->redis.prefix);

@@ -9,11 +9,10 @@
  *
  * A message whose lease is live (state active, lease set, lease_until
  * not past) is being delivered right now.  flush skips it (it is as
- * due as it can be) and hold refuses it: queued reschedules a message
- * at the end of an attempt with a script that checks only that the
- * lease is still its own, so a hold written under its feet would be
- * undone, and taking the lease away would throw away the results of
- * recipients already delivered.
+ * due as it can be).  hold takes it: queued's end-of-attempt script
+ * keeps a message held that was held during the attempt, so the
+ * attempt in progress finishes (its results count) and no other
+ * begins.
  */
 #include "config.h"
 
@@ -1054,17 +1053,11 @@ hold_one(struct ctl *ctl, const char *id)
 	for (try = 0; try < QUEUE_TRIES; try++) {
 		if (!queue_watch(ctl, key, &q))
 			return OP_UNKNOWN;
-		if (strcmp(q.state, "held") == 0 || q.live_lease) {
+		if (strcmp(q.state, "held") == 0) {
 			freeReplyObject(ctl_redis(ctl, "UNWATCH",
 			    (char *)NULL));
-			if (!q.live_lease) {
-				printf("%s: already held\n", id);
-				return OP_SKIPPED;
-			}
-			ctl_time(until, sizeof(until), q.lease_until);
-			ctl_warn("%s: being delivered (lease until %s); hold "
-			    "it when this attempt is over", id, until);
-			return OP_FAILED;
+			printf("%s: already held\n", id);
+			return OP_SKIPPED;
 		}
 		ctl_redis_append(ctl, "MULTI", (char *)NULL);
 		ctl_redis_append(ctl, "HSET", key, "state", "held", "next",
@@ -1076,7 +1069,13 @@ hold_one(struct ctl *ctl, const char *id)
 		queue_event(ctl, id, "held");
 		ctl_redis_append(ctl, "EXEC", (char *)NULL);
 		if (queue_exec(ctl, 4) == 0) {
-			printf("%s: held\n", id);
+			if (q.live_lease) {
+				ctl_time(until, sizeof(until), q.lease_until);
+				printf("%s: held (the attempt in progress, "
+				    "lease until %s, finishes first)\n", id,
+				    until);
+			} else
+				printf("%s: held\n", id);
 			return OP_DONE;
 		}
 	}
