@@ -89,6 +89,10 @@ static const struct ipc_type_info ipc_types[IPC_TYPE_MAX] = {
 	[IPC_DLV_JOB] =		{ "DLV_JOB", 28, IPC_MAX_PAYLOAD, IPC_FD_ONE },
 	[IPC_DLV_RESULT] =	{ "DLV_RESULT", 16, IPC_MAX_PAYLOAD, IPC_FD_NONE },
 	[IPC_DLV_DONE] =	{ "DLV_DONE", 8, IPC_MAX_PAYLOAD, IPC_FD_NONE },
+	[IPC_AUTH_REQ] =	{ "AUTH_REQ", 12, IPC_MAX_PAYLOAD, IPC_FD_NONE },
+	[IPC_AUTH_RES] =	{ "AUTH_RES", 24, IPC_MAX_PAYLOAD, IPC_FD_NONE },
+	[IPC_RATE_REQ] =	{ "RATE_REQ", 12, IPC_MAX_PAYLOAD, IPC_FD_NONE },
+	[IPC_RATE_RES] =	{ "RATE_RES", 8, 8, IPC_FD_NONE },
 };
 
 static const char *ipc_procs[PROC_COUNT] = {

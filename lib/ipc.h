@@ -126,6 +126,12 @@ enum ipc_type {
 	IPC_DLV_JOB,		/* fd; route, flags, nrcpt, id, sender, envid, destination */
 	IPC_DLV_RESULT,		/* index, code, enhanced status, text */
 	IPC_DLV_DONE,		/* flags, relay */
+
+	/* smtpd <-> authd, one request per reqid; see auth_proto.h */
+	IPC_AUTH_REQ,		/* login, password, client */
+	IPC_AUTH_RES,		/* result, retry, login, limits, senders */
+	IPC_RATE_REQ,		/* login, messages, recipients */
+	IPC_RATE_RES,		/* result, retry */
 	IPC_TYPE_MAX
 };
 

@@ -62,6 +62,7 @@ static ctl_verb_fn	ctl_not_yet;
 static const struct ctl_cmd ctl_cmds[] = {
 	{ "queue", "list",    queue_list,    0, 0,  CMD_JSON, "[--json]" },
 	{ "queue", "show",    queue_show,    1, 1,  CMD_JSON, "ID [--json]" },
+	{ "queue", "cat",     queue_cat,     1, 1,  0,        "ID" },
 	{ "queue", "flush",   queue_flush,   0, -1, 0,        "[ID ...]" },
 	{ "queue", "delete",  queue_delete,  1, -1, 0,        "ID ..." },
 	{ "queue", "hold",    queue_hold,    1, -1, 0,        "ID ..." },

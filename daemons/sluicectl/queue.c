@@ -142,6 +142,9 @@ static void	put_field(const char *, int, const char *, const char *,
 		    size_t);
 static void	list_text(struct ctl *, struct qmsg *, size_t);
 static void	list_json(struct ctl *, struct qmsg *, size_t);
+static unsigned char *queue_body(struct ctl *, const char *, size_t *,
+		    char *, size_t);
+static void	 queue_body_free(unsigned char *, size_t);
 static char	*queue_headers(struct ctl *, const char *, size_t *, char *,
 		    size_t);
 static void	show_text(struct ctl *, struct qmsg *, const char *, size_t,
@@ -540,21 +543,19 @@ list_json(struct ctl *ctl, struct qmsg *msgs, size_t n)
 }
 
 /*
- * queue_headers - the header section of a stored message, or NULL and
- * why not
- *
- * The whole body must be opened to check its tag; only the headers are
- * kept, and the plaintext is wiped before it is freed.
+ * queue_body - the stored message opened with the queue key, or NULL
+ * and why not; the caller wipes and frees it (queue_body_free)
  */
-static char *
-queue_headers(struct ctl *ctl, const char *id, size_t *hlen, char *why,
+static unsigned char *
+queue_body(struct ctl *ctl, const char *id, size_t *plenp, char *why,
     size_t whylen)
 {
 	redisReply	*r;
 	unsigned char	*key = NULL, *plain = NULL;
 	char		 bkey[QSTORE_NAME_MAX], err[1024];
-	char		*path = NULL, *hdr = NULL;
-	size_t		 plen, n;
+	char		*path = NULL;
+	size_t		 plen;
+	int		 ok = 0;
 
 	ctl_key(ctl, bkey, "body", id);
 	r = ctl_redis(ctl, "GET", bkey, (char *)NULL);
@@ -580,21 +581,83 @@ queue_headers(struct ctl *ctl, const char *id, size_t *hlen, char *why,
 		    "key (damaged, or sealed with another key)");
 		goto out;
 	}
-	n = msghdr_end((const char *)plain, plen);
-	hdr = xmalloc(n + 1);
-	memcpy(hdr, plain, n);
-	hdr[n] = '\0';
-	*hlen = n;
+	*plenp = plen;
+	ok = 1;
  out:
-	if (plain != NULL) {
+	if (!ok && plain != NULL) {
 		sodium_memzero(plain, r->len);
 		free(plain);
+		plain = NULL;
 	}
 	if (key != NULL)
 		sodium_free(key);
 	free(path);
 	freeReplyObject(r);
+	return plain;
+}
+
+static void
+queue_body_free(unsigned char *plain, size_t len)
+{
+	if (plain == NULL)
+		return;
+	sodium_memzero(plain, len);
+	free(plain);
+}
+
+/* queue_headers - the header section of a stored message, or NULL */
+static char *
+queue_headers(struct ctl *ctl, const char *id, size_t *hlen, char *why,
+    size_t whylen)
+{
+	unsigned char	*plain;
+	char		*hdr;
+	size_t		 plen, n;
+
+	if ((plain = queue_body(ctl, id, &plen, why, whylen)) == NULL)
+		return NULL;
+	n = msghdr_end((const char *)plain, plen);
+	hdr = xmalloc(n + 1);
+	memcpy(hdr, plain, n);
+	hdr[n] = '\0';
+	*hlen = n;
+	queue_body_free(plain, plen);
 	return hdr;
+}
+
+/* queue_cat - the whole stored message on stdout, as postcat does */
+int
+queue_cat(struct ctl *ctl, int argc, char **argv)
+{
+	unsigned char	*plain;
+	char		 key[QSTORE_NAME_MAX], shown[300], why[1200];
+	size_t		 plen;
+	redisReply	*r;
+	int		 rc = 0;
+
+	(void)argc;
+	if (!msgid_valid(argv[0])) {
+		ctl_warn("no such message: %s", ctl_shown(argv[0], shown,
+		    sizeof(shown)));
+		return 1;
+	}
+	ctl_key(ctl, key, "msg", argv[0]);
+	r = ctl_redis(ctl, "EXISTS", key, (char *)NULL);
+	if (r->type != REDIS_REPLY_INTEGER || r->integer != 1) {
+		freeReplyObject(r);
+		ctl_warn("no such message: %s", argv[0]);
+		return 1;
+	}
+	freeReplyObject(r);
+	if ((plain = queue_body(ctl, argv[0], &plen, why,
+	    sizeof(why))) == NULL) {
+		ctl_warn("%s: %s", argv[0], why);
+		return 1;
+	}
+	if (fwrite(plain, 1, plen, stdout) != plen || fflush(stdout) != 0)
+		rc = 1;
+	queue_body_free(plain, plen);
+	return rc;
 }
 
 /* queue_show - one message: envelope, recipients, headers */

@@ -63,6 +63,7 @@ const char *ctl_shown(const char *, char *, size_t);
 /* queue.c */
 ctl_verb_fn	queue_list;
 ctl_verb_fn	queue_show;
+ctl_verb_fn	queue_cat;
 ctl_verb_fn	queue_flush;
 ctl_verb_fn	queue_delete;
 ctl_verb_fn	queue_hold;

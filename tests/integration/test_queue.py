@@ -14,6 +14,7 @@ import email
 import email.policy
 import email.utils
 import json
+import subprocess
 import os
 import re
 import sys
@@ -1076,6 +1077,16 @@ def test_ctl_list_and_show():
           "show recipients")
     rc, out, err = ctl(e, "queue", "show", a)
     check(rc == 0 and "List Subject A" in out, "plain show: %d %r", rc, err)
+    # cat: the whole stored message, as it will be delivered
+    exe = os.path.join(H.BUILD, "sluicectl")
+    p = subprocess.run([exe, "-c", e.q.confpath, "queue", "cat", a],
+                       capture_output=True, timeout=15 * H.SLOW)
+    eq(p.returncode, 0, "cat exit (%r)" % p.stderr)
+    check(p.stdout.endswith(H.message("List Subject A").split(b"\r\n\r\n", 1)[1]),
+          "cat body differs: %r", p.stdout[-200:])
+    check(b"Subject: List Subject A" in p.stdout, "cat lacks the header")
+    rc, out, err = ctl(e, "queue", "cat", "00000000000000000000000000")
+    check(rc == 1 and "no such message" in err, "cat unknown: %d %r", rc, err)
 
 
 @test
