@@ -293,7 +293,7 @@ static const struct key redis_keys[] = {
 static const struct group redis_group = { redis_keys, post_redis };
 
 static const struct key limits_keys[] = {
-	KSIZE("message_size",	C(limits.message_size), KB, 2 * GB, 35 * MB),
+	KSIZE("message_size",	C(limits.message_size), KB, 500 * MB, 35 * MB),
 	KINT("recipients",	C(limits.recipients), 1, 100000, 100),
 	KINT("connections",	C(limits.connections), 1, 1000000, 2000),
 	KINT("connections_per_ip", C(limits.connections_per_ip),

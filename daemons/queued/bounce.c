@@ -23,7 +23,8 @@
 #include "xmalloc.h"
 
 /* enough for the parts around the original headers or message */
-#define BOUNCE_MAX_TEXT	(1024 * 1024)
+#define BOUNCE_MAX_TEXT	(64 * 1024)
+#define BOUNCE_PER_RCPT	8192
 
 static void	bounce_date(time_t, char *, size_t);
 static void	bounce_clean(char *, size_t, const char *, size_t);
@@ -145,7 +146,12 @@ bounce_build(const struct qmsg *m, enum bounce_kind kind, const char *id,
 	char			*out;
 	int			 full;
 
-	b = buf_new(BOUNCE_MAX_TEXT + m->size);
+	/*
+	 * Room for every part: a recipient takes at most its address,
+	 * ORCPT, reply and relay twice over (the text and the report),
+	 * so buf_printf() cannot run out below.
+	 */
+	b = buf_new(BOUNCE_MAX_TEXT + m->nrcpt * BOUNCE_PER_RCPT + m->size);
 	if (b == NULL)
 		return NULL;
 	bounce_clean(from, sizeof(from), m->from, QP_MAX_ADDR);

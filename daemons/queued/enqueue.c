@@ -49,6 +49,7 @@ struct txn {
 	int			 committing;
 	int			 pending;	/* Redis replies still to come */
 	uint64_t		 parked;	/* ms since it waits for Redis */
+	uint64_t		 opened;	/* ms, for the idle limit */
 	int			 oom;		/* Redis refused: out of memory */
 	int			 failed;	/* a command of the MULTI failed */
 	char			 id[MSGID_SIZE];
@@ -70,6 +71,8 @@ static void		 txn_on_reply(redisAsyncContext *, void *, void *);
 static void		 txn_on_exec(redisAsyncContext *, void *, void *);
 static void		 txn_settle(struct txn *);
 static void		 txn_store(struct txn *);
+static int		 txn_count(struct child_peer *);
+static int		 txn_emit(struct rcmd *, void *);
 static char		*txn_getstr(struct ipc_msg *, size_t, int *);
 
 static struct txn *
@@ -214,6 +217,7 @@ txn_open(struct child_peer *p, struct ipc_msg *m)
 	t->peer = p;
 	t->reqid = m->reqid;
 	t->fd = -1;
+	t->opened = store_now_ms();
 	TAILQ_INSERT_TAIL(&txns, t, entry);
 	ntxns++;
 	if (ipc_get_u32(m, &t->flags) == -1)
@@ -229,7 +233,7 @@ txn_open(struct child_peer *p, struct ipc_msg *m)
 		txn_fail(t, 554, "5.5.2", "malformed envelope");
 		return;
 	}
-	if (ntxns > QP_MAX_TXN) {
+	if (ntxns > QP_MAX_TXN / 4 && txn_count(p) > QP_MAX_TXN) {
 		txn_fail(t, 451, "4.3.2", "too many open transactions");
 		return;
 	}
@@ -321,9 +325,13 @@ txn_commit(struct txn *t, struct ipc_msg *m)
 	 * message and its length sealed at open; smtpd's write offset,
 	 * which the shared descriptor shows us, says how much it wrote.
 	 */
-	if (fcntl(t->fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SEAL) == -1)
-		log_debug("%s: seal body: %s", ipc_name(t->peer->ipc),
+	if (fcntl(t->fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_SEAL) == -1) {
+		/* a writable mapping in smtpd could change it under us */
+		log_warnx("%s: cannot seal the body: %s", ipc_name(t->peer->ipc),
 		    strerror(errno));
+		txn_fail(t, 451, "4.3.0", "cannot store the message now");
+		return;
+	}
 	if ((off = lseek(t->fd, 0, SEEK_CUR)) == -1 || (uint64_t)off != size) {
 		txn_fail(t, 554, "5.3.0", "message size does not match "
 		    "what was written");
@@ -333,6 +341,19 @@ txn_commit(struct txn *t, struct ipc_msg *m)
 	t->committing = 1;
 	t->parked = store_now_ms();
 	txn_store(t);
+}
+
+/* txn_count - open transactions of one smtpd */
+static int
+txn_count(struct child_peer *p)
+{
+	struct txn	*t;
+	int		 n = 0;
+
+	TAILQ_FOREACH(t, &txns, entry)
+		if (t->peer == p)
+			n++;
+	return n;
 }
 
 /* enqueue_resume - Redis is usable again: store what waited for it */
@@ -355,15 +376,25 @@ enqueue_resume(void)
 void
 enqueue_expire(void)
 {
-	struct txn	*t, *next;
-	uint64_t	 now = store_now_ms();
+	const struct conf	*conf = q.env->conf;
+	struct txn		*t, *next;
+	uint64_t		 now = store_now_ms(), idle;
 
+	/* longer than any client may take: smtpd lost track of it */
+	idle = ((uint64_t)conf->timeouts.command + conf->timeouts.data_end +
+	    2 * (uint64_t)conf->timeouts.data_block) * 1000;
 	for (t = TAILQ_FIRST(&txns); t != NULL; t = next) {
 		next = TAILQ_NEXT(t, entry);
 		if (t->committing && t->parked != 0 &&
 		    now - t->parked >= ENQUEUE_WAIT_MS)
 			txn_fail(t, 451, "4.3.0", "queue storage "
 			    "unavailable; try again later");
+		else if (!t->committing && now - t->opened >= idle) {
+			log_warnx("transaction %llu open for %llu s; dropped",
+			    (unsigned long long)t->reqid,
+			    (unsigned long long)(now - t->opened) / 1000);
+			txn_fail(t, 451, "4.4.2", "transaction timed out");
+		}
 	}
 }
 
@@ -431,8 +462,8 @@ txn_store(struct txn *t)
 	if (rcmd_send(&c, txn_on_reply, t) == 0) {
 		t->pending++;
 		if (store_add_message(&sn, fixed != NULL ? fixed :
-		    (body != NULL ? body : ""), t->size, t->id, txn_on_reply, t,
-		    &t->pending) == -1)
+		    (body != NULL ? body : ""), t->size, t->id, txn_emit,
+		    t) == -1)
 			t->failed = 1;
 		/* EXEC even after a failure: it ends the MULTI (EXECABORT) */
 		rcmd_init(&c);
@@ -450,6 +481,18 @@ txn_store(struct txn *t)
 	t->fd = -1;
 	if (t->pending == 0)
 		txn_settle(t);
+}
+
+/* txn_emit - send one command of the commit, counting its reply */
+static int
+txn_emit(struct rcmd *c, void *arg)
+{
+	struct txn	*t = arg;
+
+	if (rcmd_send(c, txn_on_reply, t) == -1)
+		return -1;
+	t->pending++;
+	return 0;
 }
 
 /* txn_on_reply - MULTI and each queued command: "QUEUED", or why not */

@@ -219,6 +219,7 @@ queued_on_keyid(redisAsyncContext *ac, void *r, void *arg)
 	}
 	said = 0;
 	q.key_ok = 1;
+	sched_renew();		/* before any claim: what we hold stays ours */
 	enqueue_resume();
 	queued_kick();
 }
@@ -292,21 +293,16 @@ queued_on_renew(evutil_socket_t fd, short ev, void *arg)
 }
 
 /*
- * queued_event - an XADD to the event stream: id, event, then
- * field/value pairs as printf-formatted "field=value" strings
+ * queued_event - an XADD to the event stream: id, event, then field,
+ * value pairs up to a NULL field
  */
 void
-queued_event(struct rcmd *c, const char *id, const char *fmt, ...)
+queued_event(struct rcmd *c, const char *id, const char *event, ...)
 {
 	va_list		 ap;
-	const char	*p, *eq;
-	char		*s;
+	const char	*f, *v;
 	char		*k;
 
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) == -1)
-		fatal("queued_event: vasprintf");
-	va_end(ap);
 	rcmd_str(c, "XADD");
 	k = store_name("events", NULL);
 	rcmd_str(c, k);
@@ -319,22 +315,13 @@ queued_event(struct rcmd *c, const char *id, const char *fmt, ...)
 	rcmd_str(c, id);
 	rcmd_str(c, "node");
 	rcmd_str(c, q.env->conf->hostname);
-	/* "event\x1ffield\x1evalue\x1f..." keeps values free to hold '=' */
-	p = s;
-	eq = strchr(p, '\x1f');
 	rcmd_str(c, "event");
-	rcmd_add(c, p, eq != NULL ? (size_t)(eq - p) : strlen(p));
-	while (eq != NULL) {
-		const char	*f = eq + 1, *v, *end;
-
-		v = strchr(f, '\x1e');
-		if (v == NULL)
-			break;
-		end = strchr(v + 1, '\x1f');
-		rcmd_add(c, f, (size_t)(v - f));
-		rcmd_add(c, v + 1, end != NULL ? (size_t)(end - v - 1) :
-		    strlen(v + 1));
-		eq = end;
+	rcmd_str(c, event);
+	va_start(ap, event);
+	while ((f = va_arg(ap, const char *)) != NULL) {
+		v = va_arg(ap, const char *);
+		rcmd_str(c, f);
+		rcmd_str(c, v != NULL ? v : "");
 	}
-	free(s);
+	va_end(ap);
 }

@@ -66,7 +66,10 @@ struct qrcpt {
 	char		*reply;
 	char		*relay;
 	int		 route;		/* -1: none matched */
+	char		*label;		/* the route's name for counters */
 	int		 dsn_passed;	/* the server took our DSN parameters */
+	int		 touched;	/* has a result to write */
+	const char	*outcome;	/* sent, bounced, deferred, expired */
 };
 
 #define QR_PENDING	0
@@ -90,17 +93,14 @@ struct qmsg {
 	int			 fd;		/* sealed memfd: the plaintext */
 	const char		*body;		/* its read-only mapping */
 	int			 jobs;		/* delivery jobs outstanding */
+	int			 dispatching;	/* inside sched_dispatch() */
 	char			 last_error[512];
 };
-
-/* separators for queued_event(): field EVV value, pairs joined by EVF */
-#define EVF	"\x1f"
-#define EVV	"\x1e"
 
 /* main.c */
 void	queued_kick(void);
 void	queued_event(struct rcmd *, const char *, const char *, ...)
-	    __attribute__((format(printf, 3, 4)));
+	    __attribute__((sentinel));
 
 /* enqueue.c */
 void	enqueue_peer_msg(struct child_peer *, struct ipc_msg *);
@@ -133,9 +133,21 @@ struct store_new {
 	const char	*const *orcpt;
 	const uint32_t	*notify;
 };
+/* where store_add_message() puts each command it builds */
+typedef int (*store_emit_fn)(struct rcmd *, void *);
 int	store_add_message(const struct store_new *, const char *, size_t,
-	    const char *, void (*)(struct redisAsyncContext *, void *,
-	    void *), void *, int *);
+	    const char *, store_emit_fn, void *);
+
+/* an owner-checked batch: commands run in Redis only while ours */
+struct rbatch {
+	struct rcmd	 c;
+	int		 ncmds;
+};
+void	rbatch_init(struct rbatch *, const char *, const char *,
+	    const char *, uint64_t);
+int	rbatch_add(struct rcmd *, void *);
+int	rbatch_send(struct rbatch *, void (*)(struct redisAsyncContext *,
+	    void *, void *), void *);
 int	store_fixup(const char *, size_t, const char *, char **, size_t *);
 uint64_t store_now_ms(void);
 

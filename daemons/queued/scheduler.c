@@ -50,7 +50,8 @@ struct job {
 	char			 dest[300];
 	size_t			*idx;		/* recipient indexes in m */
 	struct job_result	*res;
-	size_t			 n;
+	size_t			 n, cap;
+	uint64_t		 started;	/* ms */
 };
 
 static TAILQ_HEAD(, qmsg)	msgs = TAILQ_HEAD_INITIALIZER(msgs);
@@ -58,24 +59,30 @@ static TAILQ_HEAD(, job)	jobs = TAILQ_HEAD_INITIALIZER(jobs);
 static uint64_t			job_next_id = 1;
 
 /*
- * claim: KEYS schedule; ARGV now_ms, lease_ms, limit, owner, prefix,
- * lease_until.  A due id whose message is gone or held leaves the
- * schedule; the others are ours until the lease ends.
+ * claim: KEYS schedule; ARGV lease_ms, limit, owner, prefix.  Times
+ * come from the Redis server's clock, so nodes whose clocks differ
+ * still agree on when a lease ends.  A due id whose message is gone or
+ * held leaves the schedule; one whose lease is still ours is being
+ * worked on here already; the others are ours until the lease ends.
  */
 static const char claim_lua[] =
-"local now = tonumber(ARGV[1])\n"
+"local t = redis.call('TIME')\n"
+"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
 "local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0,"
-" tonumber(ARGV[3]))\n"
+" tonumber(ARGV[2]))\n"
 "local out = {}\n"
 "for _, id in ipairs(ids) do\n"
-"  local mk = ARGV[5] .. 'msg:{' .. id .. '}'\n"
-"  if redis.call('EXISTS', mk) == 0 or"
-" redis.call('HGET', mk, 'state') == 'held' then\n"
+"  local mk = ARGV[4] .. 'msg:{' .. id .. '}'\n"
+"  local h = redis.call('HMGET', mk, 'state', 'lease', 'lease_until')\n"
+"  if redis.call('EXISTS', mk) == 0 or h[1] == 'held' then\n"
 "    redis.call('ZREM', KEYS[1], id)\n"
+"  elseif h[2] == ARGV[3] and tonumber(h[3] or 0) * 1000 > now then\n"
+"    redis.call('ZADD', KEYS[1], tonumber(h[3]) * 1000, id)\n"
 "  else\n"
-"    redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), id)\n"
-"    redis.call('HSET', mk, 'lease', ARGV[4], 'lease_until', ARGV[6],"
-" 'state', 'active')\n"
+"    local until_ms = now + tonumber(ARGV[1])\n"
+"    redis.call('ZADD', KEYS[1], until_ms, id)\n"
+"    redis.call('HSET', mk, 'lease', ARGV[3], 'lease_until',"
+" math.floor(until_ms / 1000), 'state', 'active')\n"
 "    out[#out + 1] = id\n"
 "  end\n"
 "end\n"
@@ -86,54 +93,34 @@ static const char load_lua[] =
 "return { redis.call('HGETALL', KEYS[1]), redis.call('HGETALL', KEYS[2]),"
 " redis.call('GET', KEYS[3]) }\n";
 
-/* hset_if_owner: KEYS msg, target; ARGV owner, field, value, ... */
-static const char hset_lua[] =
-"if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return 0 end\n"
-"redis.call('HSET', KEYS[2], unpack(ARGV, 2))\n"
-"return 1\n";
-
 /*
- * reschedule: KEYS msg, schedule; ARGV owner, id, next_ms, field,
- * value, ...  A message sluicectl held meanwhile stays held.
- */
-static const char resched_lua[] =
-"if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return 0 end\n"
-"local held = redis.call('HGET', KEYS[1], 'state') == 'held'\n"
-"redis.call('HSET', KEYS[1], unpack(ARGV, 4))\n"
-"if held then\n"
-"  redis.call('HSET', KEYS[1], 'state', 'held', 'next', 0)\n"
-"  redis.call('ZREM', KEYS[2], ARGV[2])\n"
-"else\n"
-"  redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), ARGV[2])\n"
-"end\n"
-"return 1\n";
-
-/* remove: KEYS msg, rcpt, body, schedule, ids; ARGV owner, id */
-static const char remove_lua[] =
-"if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return 0 end\n"
-"redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])\n"
-"redis.call('ZREM', KEYS[4], ARGV[2])\n"
-"redis.call('ZREM', KEYS[5], ARGV[2])\n"
-"return 1\n";
-
-/*
- * renew: KEYS schedule; ARGV owner, until_ms, until_s, prefix, id...
- * or, with until_ms "now", hand the claims back (shutdown).
+ * renew: KEYS schedule; ARGV owner, lease_ms, prefix, id...; a
+ * lease_ms of 0 hands the claims back (shutdown).  Redis's clock.
  */
 static const char renew_lua[] =
+"local t = redis.call('TIME')\n"
+"local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)\n"
+"local until_ms = now + tonumber(ARGV[2])\n"
 "local n = 0\n"
-"for i = 5, #ARGV do\n"
-"  local mk = ARGV[4] .. 'msg:{' .. ARGV[i] .. '}'\n"
+"for i = 4, #ARGV do\n"
+"  local mk = ARGV[3] .. 'msg:{' .. ARGV[i] .. '}'\n"
 "  if redis.call('HGET', mk, 'lease') == ARGV[1] then\n"
-"    redis.call('ZADD', KEYS[1], 'XX', tonumber(ARGV[2]), ARGV[i])\n"
-"    redis.call('HSET', mk, 'lease_until', ARGV[3])\n"
+"    redis.call('ZADD', KEYS[1], 'XX', until_ms, ARGV[i])\n"
+"    redis.call('HSET', mk, 'lease_until', math.floor(until_ms / 1000))\n"
 "    n = n + 1\n"
 "  end\n"
 "end\n"
 "return n\n";
 
-static int		 sched_have_worker(void);
+/* ids claimed and still loading, so that a claim never takes them twice */
+struct loading {
+	TAILQ_ENTRY(loading)	 entry;
+	char			 id[MSGID_SIZE];
+};
+static TAILQ_HEAD(, loading)	loads = TAILQ_HEAD_INITIALIZER(loads);
+
 static struct child_peer *sched_pick_worker(void);
+static int		 sched_claimed(const char *);
 static void		 sched_on_claim(redisAsyncContext *, void *, void *);
 static void		 sched_load(const char *);
 static void		 sched_on_load(redisAsyncContext *, void *, void *);
@@ -142,29 +129,28 @@ static int		 sched_parse(struct qmsg *, redisReply *, char *,
 static int		 sched_body(struct qmsg *, redisReply *, char *,
 			    size_t);
 static void		 sched_hold_corrupt(const char *, const char *);
+static void		 sched_drop_bad_id(const char *);
 static void		 sched_dispatch(struct qmsg *);
 static int		 sched_send_job(struct job *);
+static void		 job_apply(struct job *, uint32_t, const char *);
 static void		 job_done(struct job *, uint32_t, const char *);
 static void		 job_free(struct job *);
 static void		 sched_result(struct qmsg *, struct qrcpt *, int,
-			    const char *, const char *, const char *, size_t);
+			    const char *, const char *, const char *);
 static void		 sched_finish(struct qmsg *);
-static void		 sched_add_report(struct qmsg *, enum bounce_kind);
+static void		 sched_add_report(struct rbatch *, struct qmsg *,
+			    enum bounce_kind);
+static void		 sched_count(struct rbatch *, const char *,
+			    const char *);
 static void		 sched_on_finish(redisAsyncContext *, void *, void *);
 static void		 sched_on_any(redisAsyncContext *, void *, void *);
 static void		 qmsg_free(struct qmsg *);
-static const char	*hget(redisReply *, const char *);
 static uint32_t		 sched_backoff(int);
+static uint64_t		 sched_job_deadline(void);
 
 void
 sched_init(void)
 {
-}
-
-static int
-sched_have_worker(void)
-{
-	return sched_pick_worker() != NULL;
 }
 
 /* sched_pick_worker - the greeted deliverd with the fewest jobs */
@@ -197,29 +183,41 @@ sched_tick(void)
 {
 	const struct conf	*conf = q.env->conf;
 	redisAsyncContext	*ac;
-	uint64_t		 now = store_now_ms();
-	char			 now_s[32], lease_ms[32], limit[32], until[32];
+	char			 lease_ms[32], limit[32];
 	char			*sk;
 	int			 room;
 
 	if (q.claiming || !redis_ev_up(q.redis) || !q.key_ok ||
-	    !sched_have_worker())
+	    sched_pick_worker() == NULL)
 		return;
 	room = QUEUED_MAX_INFLIGHT - q.inflight - q.loading;
 	if (room <= 0 || (ac = redis_ev_context(q.redis)) == NULL)
 		return;
-	snprintf(now_s, sizeof(now_s), "%llu", (unsigned long long)now);
 	snprintf(lease_ms, sizeof(lease_ms), "%llu",
 	    (unsigned long long)conf->queue.lease * 1000);
 	snprintf(limit, sizeof(limit), "%d", room);
-	snprintf(until, sizeof(until), "%llu",
-	    (unsigned long long)(now / 1000 + conf->queue.lease));
 	sk = store_name("schedule", NULL);
 	if (redisAsyncCommand(ac, sched_on_claim, NULL,
-	    "EVAL %s 1 %s %s %s %s %s %s %s", claim_lua, sk, now_s, lease_ms,
-	    limit, q.owner, conf->redis.prefix, until) == REDIS_OK)
+	    "EVAL %s 1 %s %s %s %s %s", claim_lua, sk, lease_ms, limit,
+	    q.owner, conf->redis.prefix) == REDIS_OK)
 		q.claiming = 1;
 	free(sk);
+}
+
+/* sched_claimed - already in memory (loading or loaded)? */
+static int
+sched_claimed(const char *id)
+{
+	struct loading	*l;
+	struct qmsg	*m;
+
+	TAILQ_FOREACH(l, &loads, entry)
+		if (strcmp(l->id, id) == 0)
+			return 1;
+	TAILQ_FOREACH(m, &msgs, entry)
+		if (strcmp(m->id, id) == 0)
+			return 1;
+	return 0;
 }
 
 static void
@@ -237,78 +235,88 @@ sched_on_claim(redisAsyncContext *ac, void *r, void *arg)
 	}
 	if (rep->type != REDIS_REPLY_ARRAY)
 		return;
-	for (i = 0; i < rep->elements; i++)
-		if (rep->element[i]->type == REDIS_REPLY_STRING &&
-		    msgid_valid(rep->element[i]->str))
+	for (i = 0; i < rep->elements; i++) {
+		if (rep->element[i]->type != REDIS_REPLY_STRING)
+			continue;
+		if (!msgid_valid(rep->element[i]->str))
+			sched_drop_bad_id(rep->element[i]->str);
+		else if (!sched_claimed(rep->element[i]->str))
 			sched_load(rep->element[i]->str);
+	}
 	/* a full batch: there may be more waiting */
 	if (rep->elements > 0)
 		queued_kick();
+}
+
+/* sched_drop_bad_id - a schedule entry that is no queue id at all */
+static void
+sched_drop_bad_id(const char *id)
+{
+	struct rcmd	 c;
+	char		 shown[128];
+
+	log_printable(shown, sizeof(shown), id, strlen(id));
+	log_warnx("%s: schedule holds \"%s\", which is no queue id; removed",
+	    q.env->name, shown);
+	rcmd_init(&c);
+	rcmd_str(&c, "ZREM");
+	rcmd_addf(&c, "%sschedule", q.env->conf->redis.prefix);
+	rcmd_str(&c, id);
+	rcmd_send(&c, sched_on_any, NULL);
 }
 
 static void
 sched_load(const char *id)
 {
 	redisAsyncContext	*ac = redis_ev_context(q.redis);
-	char			*mk, *rk, *bk, *arg;
+	struct loading		*l;
+	char			*mk, *rk, *bk;
 
 	if (ac == NULL)
 		return;
 	mk = store_name("msg", id);
 	rk = store_name("rcpt", id);
 	bk = store_name("body", id);
-	arg = xstrdup(id);
-	if (redisAsyncCommand(ac, sched_on_load, arg, "EVAL %s 3 %s %s %s",
-	    load_lua, mk, rk, bk) == REDIS_OK)
+	l = xcalloc(1, sizeof(*l));
+	strlcpy(l->id, id, sizeof(l->id));
+	if (redisAsyncCommand(ac, sched_on_load, l, "EVAL %s 3 %s %s %s",
+	    load_lua, mk, rk, bk) == REDIS_OK) {
+		TAILQ_INSERT_TAIL(&loads, l, entry);
 		q.loading++;
-	else
-		free(arg);
+	} else
+		free(l);
 	free(mk);
 	free(rk);
 	free(bk);
-}
-
-static const char *
-hget(redisReply *h, const char *field)
-{
-	size_t	 i;
-
-	if (h == NULL || h->type != REDIS_REPLY_ARRAY)
-		return NULL;
-	for (i = 0; i + 1 < h->elements; i += 2)
-		if (h->element[i]->type == REDIS_REPLY_STRING &&
-		    h->element[i + 1]->type == REDIS_REPLY_STRING &&
-		    strcmp(h->element[i]->str, field) == 0)
-			return h->element[i + 1]->str;
-	return NULL;
 }
 
 static void
 sched_on_load(redisAsyncContext *ac, void *r, void *arg)
 {
 	redisReply	*rep = r;
-	char		*id = arg;
+	struct loading	*l = arg;
 	struct qmsg	*m;
 	char		 why[256];
 
+	TAILQ_REMOVE(&loads, l, entry);
 	q.loading--;
 	if (rep == NULL || rep->type != REDIS_REPLY_ARRAY ||
 	    rep->elements != 3) {
 		if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
 			log_warnx("%s: load %s: redis: %.200s", q.env->name,
-			    id, rep->str);
-		free(id);
+			    l->id, rep->str);
+		free(l);
 		return;		/* the lease runs out and it comes back */
 	}
 	if (rep->element[0]->type != REDIS_REPLY_ARRAY ||
 	    rep->element[0]->elements == 0) {
-		free(id);	/* deleted between claim and load */
+		free(l);	/* deleted between claim and load */
 		return;
 	}
 	m = xcalloc(1, sizeof(*m));
 	m->fd = -1;
-	strlcpy(m->id, id, sizeof(m->id));
-	free(id);
+	strlcpy(m->id, l->id, sizeof(m->id));
+	free(l);
 	if (sched_parse(m, rep, why, sizeof(why)) == -1 ||
 	    sched_body(m, rep->element[2], why, sizeof(why)) == -1) {
 		log_warnx("%s: corrupt queue record: %s; held", m->id, why);
@@ -321,73 +329,112 @@ sched_on_load(redisAsyncContext *ac, void *r, void *arg)
 	sched_dispatch(m);
 }
 
-/* sched_parse - envelope and recipients from the two hashes, checked */
+/*
+ * sched_parse - envelope and recipients from the two hashes, checked;
+ * one pass over each (a message may have many recipients)
+ */
 static int
 sched_parse(struct qmsg *m, redisReply *rep, char *why, size_t len)
 {
 	redisReply	*h = rep->element[0], *rh = rep->element[1];
-	const char	*s, *errstr;
-	char		 f[32];
-	size_t		 i;
+	const char	*f, *v, *errstr, *colon;
+	char		 num[16];
+	size_t		 i, idx;
+	int		 have_from = 0, have_created = 0, have_nrcpt = 0;
 
-	if ((s = hget(h, "from")) == NULL) {
-		snprintf(why, len, "no sender");
+	for (i = 0; i + 1 < h->elements; i += 2) {
+		if (h->element[i]->type != REDIS_REPLY_STRING ||
+		    h->element[i + 1]->type != REDIS_REPLY_STRING)
+			continue;
+		f = h->element[i]->str;
+		v = h->element[i + 1]->str;
+		if (strcmp(f, "from") == 0) {
+			free(m->from);
+			m->from = xstrdup(v);
+			have_from = 1;
+		} else if (strcmp(f, "envid") == 0) {
+			free(m->envid);
+			m->envid = xstrdup(v);
+		} else if (strcmp(f, "flags") == 0)
+			m->flags = (uint32_t)strtonum(v, 0, UINT32_MAX, &errstr);
+		else if (strcmp(f, "created") == 0) {
+			m->created = (uint64_t)strtonum(v, 1, INT64_MAX,
+			    &errstr);
+			have_created = errstr == NULL;
+		} else if (strcmp(f, "attempts") == 0)
+			m->attempts = (int)strtonum(v, 0, 1000000, &errstr);
+		else if (strcmp(f, "warned") == 0)
+			m->warned = strcmp(v, "1") == 0;
+		else if (strcmp(f, "bounce") == 0)
+			m->bounce = strcmp(v, "1") == 0;
+		else if (strcmp(f, "last_error") == 0)
+			strlcpy(m->last_error, v, sizeof(m->last_error));
+		else if (strcmp(f, "nrcpt") == 0) {
+			m->nrcpt = (size_t)strtonum(v, 1, QP_MAX_RCPT, &errstr);
+			have_nrcpt = errstr == NULL;
+		}
+	}
+	if (!have_from || !have_created || !have_nrcpt) {
+		snprintf(why, len, "envelope lacks %s", !have_from ? "the "
+		    "sender" : !have_created ? "its creation time" :
+		    "a valid recipient count");
 		return -1;
 	}
-	m->from = xstrdup(s);
-	m->envid = xstrdup((s = hget(h, "envid")) != NULL ? s : "");
-	m->flags = (s = hget(h, "flags")) != NULL ?
-	    (uint32_t)strtonum(s, 0, UINT32_MAX, &errstr) : 0;
-	if ((s = hget(h, "created")) == NULL ||
-	    (m->created = (uint64_t)strtonum(s, 1, INT64_MAX, &errstr),
-	    errstr != NULL)) {
-		snprintf(why, len, "no creation time");
-		return -1;
-	}
+	if (m->envid == NULL)
+		m->envid = xstrdup("");
 	if (msgid_time(m->id, &m->created_ms) == -1)
 		m->created_ms = m->created * 1000;
-	m->attempts = (s = hget(h, "attempts")) != NULL ?
-	    (int)strtonum(s, 0, 1000000, &errstr) : 0;
-	m->warned = (s = hget(h, "warned")) != NULL && strcmp(s, "1") == 0;
-	m->bounce = (s = hget(h, "bounce")) != NULL && strcmp(s, "1") == 0;
-	if ((s = hget(h, "last_error")) != NULL)
-		strlcpy(m->last_error, s, sizeof(m->last_error));
-	if ((s = hget(h, "nrcpt")) == NULL ||
-	    (m->nrcpt = (size_t)strtonum(s, 1, QP_MAX_RCPT, &errstr),
-	    errstr != NULL)) {
-		snprintf(why, len, "bad recipient count");
-		return -1;
-	}
 	if (rh->type != REDIS_REPLY_ARRAY) {
 		snprintf(why, len, "no recipients");
 		return -1;
 	}
 	m->rcpts = xcalloc(m->nrcpt, sizeof(*m->rcpts));
-	for (i = 0; i < m->nrcpt; i++) {
-		struct qrcpt	*r = &m->rcpts[i];
+	for (i = 0; i < m->nrcpt; i++)
+		m->rcpts[i].route = -1;
+	for (i = 0; i + 1 < rh->elements; i += 2) {
+		struct qrcpt	*r;
 
-		snprintf(f, sizeof(f), "%zu:to", i);
-		if ((s = hget(rh, f)) == NULL || s[0] == '\0') {
+		if (rh->element[i]->type != REDIS_REPLY_STRING ||
+		    rh->element[i + 1]->type != REDIS_REPLY_STRING)
+			continue;
+		f = rh->element[i]->str;
+		v = rh->element[i + 1]->str;
+		/* "N:field" */
+		if ((colon = strchr(f, ':')) == NULL ||
+		    (size_t)(colon - f) >= sizeof(num))
+			continue;
+		memcpy(num, f, (size_t)(colon - f));
+		num[colon - f] = '\0';
+		idx = (size_t)strtonum(num, 0, QP_MAX_RCPT - 1, &errstr);
+		if (errstr != NULL || idx >= m->nrcpt)
+			continue;
+		r = &m->rcpts[idx];
+		f = colon + 1;
+		if (strcmp(f, "to") == 0) {
+			free(r->to);
+			r->to = xstrdup(v);
+		} else if (strcmp(f, "orcpt") == 0) {
+			free(r->orcpt);
+			r->orcpt = xstrdup(v);
+		} else if (strcmp(f, "notify") == 0)
+			r->notify = (uint32_t)strtonum(v, 0, 15, &errstr);
+		else if (strcmp(f, "state") == 0)
+			r->state = strcmp(v, "pending") == 0 ? QR_PENDING :
+			    strcmp(v, "sent") == 0 ? QR_SENT : QR_FAILED;
+		else if (strcmp(f, "dsn") == 0)
+			strlcpy(r->dsn, v, sizeof(r->dsn));
+		else if (strcmp(f, "reply") == 0) {
+			free(r->reply);
+			r->reply = xstrdup(v);
+		}
+	}
+	for (i = 0; i < m->nrcpt; i++) {
+		if (m->rcpts[i].to == NULL || m->rcpts[i].to[0] == '\0') {
 			snprintf(why, len, "recipient %zu missing", i);
 			return -1;
 		}
-		r->to = xstrdup(s);
-		snprintf(f, sizeof(f), "%zu:orcpt", i);
-		r->orcpt = xstrdup((s = hget(rh, f)) != NULL ? s : "");
-		snprintf(f, sizeof(f), "%zu:notify", i);
-		r->notify = (s = hget(rh, f)) != NULL ?
-		    (uint32_t)strtonum(s, 0, 15, &errstr) : 0;
-		snprintf(f, sizeof(f), "%zu:state", i);
-		s = hget(rh, f);
-		r->state = s == NULL || strcmp(s, "pending") == 0 ? QR_PENDING :
-		    strcmp(s, "sent") == 0 ? QR_SENT : QR_FAILED;
-		snprintf(f, sizeof(f), "%zu:dsn", i);
-		if ((s = hget(rh, f)) != NULL)
-			strlcpy(r->dsn, s, sizeof(r->dsn));
-		snprintf(f, sizeof(f), "%zu:reply", i);
-		if ((s = hget(rh, f)) != NULL)
-			r->reply = xstrdup(s);
-		r->route = -1;
+		if (m->rcpts[i].orcpt == NULL)
+			m->rcpts[i].orcpt = xstrdup("");
 	}
 	return 0;
 }
@@ -408,13 +455,13 @@ sched_body(struct qmsg *m, redisReply *b, char *why, size_t len)
 		return -1;
 	}
 	plen = b->len - QSTORE_NONCE_SIZE - QSTORE_TAG_SIZE;
+	if (plen == 0) {
+		snprintf(why, len, "empty message body");
+		return -1;
+	}
 	m->fd = memfd_create(m->id, MFD_CLOEXEC | MFD_ALLOW_SEALING);
 	if (m->fd == -1 || ftruncate(m->fd, (off_t)plen) == -1) {
 		snprintf(why, len, "memfd: %s", strerror(errno));
-		return -1;
-	}
-	if (plen == 0) {
-		snprintf(why, len, "empty message body");
 		return -1;
 	}
 	map = mmap(NULL, plen, PROT_READ | PROT_WRITE, MAP_SHARED, m->fd, 0);
@@ -474,7 +521,7 @@ sched_hold_corrupt(const char *id, const char *why)
 	rcmd_str(&c, "1");
 	rcmd_send(&c, sched_on_any, NULL);
 	rcmd_init(&c);
-	queued_event(&c, id, "corrupt" EVF "text" EVV "%s", why);
+	queued_event(&c, id, "corrupt", "text", why, NULL);
 	rcmd_send(&c, sched_on_any, NULL);
 	rcmd_init(&c);
 	rcmd_str(&c, "EXEC");
@@ -499,12 +546,13 @@ static void
 sched_dispatch(struct qmsg *m)
 {
 	const struct conf	*conf = q.env->conf;
-	struct job		*j, *jl;
+	struct job		*j, *jl, *next;
 	struct qrcpt		*r;
-	char			 dest[300];
+	char			 dest[300], label[300];
 	size_t			 i;
-	int			 route;
+	int			 route, sent = 0;
 
+	m->dispatching = 1;
 	for (i = 0; i < m->nrcpt; i++) {
 		r = &m->rcpts[i];
 		if (r->state != QR_PENDING)
@@ -513,11 +561,14 @@ sched_dispatch(struct qmsg *m)
 		if (route == -1 || route_destination(conf, route,
 		    route_domain(r->to), dest, sizeof(dest)) == -1) {
 			sched_result(m, r, 550, "5.4.4", "no route to the "
-			    "recipient's domain in delivery.routes", "none",
-			    i);
+			    "recipient's domain in delivery.routes", "none");
 			continue;
 		}
 		r->route = route;
+		/* the name counters use; the route table may change on reload */
+		route_label(conf, route, label, sizeof(label));
+		free(r->label);
+		r->label = xstrdup(label);
 		j = NULL;
 		TAILQ_FOREACH(jl, &jobs, entry)
 			if (jl->m == m && jl->worker == NULL &&
@@ -532,35 +583,58 @@ sched_dispatch(struct qmsg *m)
 			j->m = m;
 			j->route = route;
 			strlcpy(j->dest, dest, sizeof(j->dest));
-			j->idx = xcalloc(QUEUED_JOB_RCPTS, sizeof(*j->idx));
-			j->res = xcalloc(QUEUED_JOB_RCPTS, sizeof(*j->res));
 			TAILQ_INSERT_TAIL(&jobs, j, entry);
 			m->jobs++;
 		}
+		if (j->n == j->cap) {
+			j->cap = j->cap ? j->cap * 2 : 4;
+			j->idx = xreallocarray(j->idx, j->cap, sizeof(*j->idx));
+			j->res = xreallocarray(j->res, j->cap, sizeof(*j->res));
+		}
+		memset(&j->res[j->n], 0, sizeof(j->res[j->n]));
 		j->idx[j->n++] = i;
 	}
-	/* hand out every job built above (they have no worker yet) */
-	TAILQ_FOREACH(j, &jobs, entry)
-		if (j->m == m && j->worker == NULL)
-			j->worker = sched_pick_worker();
-	for (j = TAILQ_FIRST(&jobs); j != NULL; j = jl) {
-		jl = TAILQ_NEXT(j, entry);
-		if (j->m == m && sched_send_job(j) == -1)
-			job_done(j, 0, "none");
+	/* hand out every job built above; the ones that cannot go fail now */
+	for (j = TAILQ_FIRST(&jobs); j != NULL; j = next) {
+		next = TAILQ_NEXT(j, entry);
+		if (j->m != m || j->worker != NULL)
+			continue;
+		j->worker = sched_pick_worker();
+		j->started = store_now_ms();
+		if (sched_send_job(j) == 0) {
+			sent++;
+			continue;
+		}
+		j->worker = NULL;
+		job_apply(j, 0, "none");
+		job_free(j);
+		m->jobs--;
 	}
+	m->dispatching = 0;
 	if (m->jobs == 0)
 		sched_finish(m);
 }
 
+/*
+ * sched_send_job - the recipients, then the job with the body; a
+ * worker whose channel is backed up gets nothing more for now, since
+ * a full queue would kill the channel and every job on it
+ */
 static int
 sched_send_job(struct job *j)
 {
 	struct ipc_frame	 f;
 	struct qmsg		*m = j->m;
 	struct qrcpt		*r;
-	size_t			 i;
+	size_t			 i, need = 0;
 
 	if (j->worker == NULL)
+		return -1;
+	for (i = 0; i < j->n; i++)
+		need += IPC_HDR_SIZE + 16 + strlen(m->rcpts[j->idx[i]].to) +
+		    strlen(m->rcpts[j->idx[i]].orcpt);
+	if (ipc_queued(j->worker->ipc) + need + IPC_MAX_FRAME >
+	    IPC_MAX_QUEUED / 2)
 		return -1;
 	for (i = 0; i < j->n; i++) {
 		r = &m->rcpts[j->idx[i]];
@@ -663,9 +737,9 @@ job_free(struct job *j)
 	free(j);
 }
 
-/* job_done - apply every recipient's outcome; a missing one is temporary */
+/* job_apply - every recipient's outcome; a missing one is temporary */
 static void
-job_done(struct job *j, uint32_t flags, const char *relay)
+job_apply(struct job *j, uint32_t flags, const char *relay)
 {
 	struct qmsg		*m = j->m;
 	struct job_result	*res;
@@ -676,30 +750,38 @@ job_done(struct job *j, uint32_t flags, const char *relay)
 		m->rcpts[j->idx[i]].dsn_passed = (flags & QP_DONE_DSN) != 0;
 		if (res->have)
 			sched_result(m, &m->rcpts[j->idx[i]], res->code,
-			    res->status, res->text, relay, j->idx[i]);
+			    res->status, res->text, relay);
 		else
 			sched_result(m, &m->rcpts[j->idx[i]], 451, "4.4.0",
 			    j->worker == NULL ? "no delivery worker available" :
-			    "the delivery attempt did not finish", relay,
-			    j->idx[i]);
+			    "the delivery attempt did not finish", relay);
 	}
+}
+
+/* job_done - the job is back (or given up): apply it, maybe finish */
+static void
+job_done(struct job *j, uint32_t flags, const char *relay)
+{
+	struct qmsg	*m = j->m;
+
+	job_apply(j, flags, relay);
 	job_free(j);
-	if (--m->jobs == 0)
+	if (--m->jobs == 0 && !m->dispatching)
 		sched_finish(m);
 }
 
 /*
- * sched_result - one recipient's outcome: the log line, the counters,
- * the event, and its fields in Redis (while the lease is ours)
+ * sched_result - one recipient's outcome: the log line now; its fields,
+ * counters and event go to Redis with the rest of the message's
+ * changes in sched_finish(), under the lease
  */
 static void
 sched_result(struct qmsg *m, struct qrcpt *r, int code, const char *status,
-    const char *text, const char *relay, size_t idx)
+    const char *text, const char *relay)
 {
-	struct rcmd	 c;
 	char		 to[QP_MAX_ADDR * 4 + 1], ptext[QP_MAX_TEXT * 4 + 1];
-	char		 label[300], prelay[300 * 4 + 1];
-	const char	*what, *counter;
+	char		 prelay[300 * 4 + 1];
+	const char	*what;
 	uint64_t	 now = store_now_ms();
 
 	r->code = code;
@@ -709,69 +791,30 @@ sched_result(struct qmsg *m, struct qrcpt *r, int code, const char *status,
 	r->reply = xstrdup(text);
 	free(r->relay);
 	r->relay = xstrdup(relay);
+	r->touched = 1;
 	if (code >= 200 && code < 300) {
 		r->state = QR_SENT;
 		r->newly = 1;
 		what = "sent";
-		counter = "delivered";
 	} else if (code >= 500) {
 		r->state = QR_FAILED;
 		r->newly = 1;
 		what = "bounced";
-		counter = "bounced";
 	} else {
 		what = "deferred";
-		counter = "deferred";
 		snprintf(m->last_error, sizeof(m->last_error), "%s %s",
 		    r->dsn, text);
 	}
+	r->outcome = what;
 	log_printable(to, sizeof(to), r->to, strlen(r->to));
 	log_printable(ptext, sizeof(ptext), text, strlen(text));
 	log_printable(prelay, sizeof(prelay), relay, strlen(relay));
 	log_info("%s: to=<%s>, relay=%s, delay=%.2f, dsn=%s, status=%s (%s)",
 	    m->id, to, prelay, now > m->created_ms ?
 	    (double)(now - m->created_ms) / 1000 : 0.0, r->dsn, what, ptext);
-
-	rcmd_init(&c);
-	rcmd_str(&c, "EVAL");
-	rcmd_str(&c, hset_lua);
-	rcmd_str(&c, "2");
-	rcmd_addf(&c, "%smsg:{%s}", q.env->conf->redis.prefix, m->id);
-	rcmd_addf(&c, "%srcpt:{%s}", q.env->conf->redis.prefix, m->id);
-	rcmd_str(&c, q.owner);
-	rcmd_addf(&c, "%zu:state", idx);
-	rcmd_str(&c, r->state == QR_SENT ? "sent" : r->state == QR_FAILED ?
-	    "failed" : "pending");
-	rcmd_addf(&c, "%zu:dsn", idx);		rcmd_str(&c, r->dsn);
-	rcmd_addf(&c, "%zu:reply", idx);	rcmd_str(&c, text);
-	rcmd_addf(&c, "%zu:relay", idx);	rcmd_str(&c, relay);
-	rcmd_addf(&c, "%zu:at", idx);		rcmd_addf(&c, "%llu",
-	    (unsigned long long)(now / 1000));
-	rcmd_send(&c, sched_on_any, NULL);
-
-	rcmd_init(&c);
-	rcmd_str(&c, "HINCRBY");
-	rcmd_addf(&c, "%sstats", q.env->conf->redis.prefix);
-	rcmd_str(&c, counter);
-	rcmd_str(&c, "1");
-	rcmd_send(&c, sched_on_any, NULL);
-	if (r->route >= 0) {
-		route_label(q.env->conf, r->route, label, sizeof(label));
-		rcmd_init(&c);
-		rcmd_str(&c, "HINCRBY");
-		rcmd_addf(&c, "%sstats", q.env->conf->redis.prefix);
-		rcmd_addf(&c, "route:%s:%s", label, counter);
-		rcmd_str(&c, "1");
-		rcmd_send(&c, sched_on_any, NULL);
-	}
-	rcmd_init(&c);
-	queued_event(&c, m->id, "%s" EVF "rcpt" EVV "%s" EVF "dsn" EVV "%s"
-	    EVF "relay" EVV "%s" EVF "text" EVV "%s", what, r->to, r->dsn,
-	    relay, text);
-	rcmd_send(&c, sched_on_any, NULL);
 }
 
-/* sched_backoff - seconds before attempt n+1: doubling, capped, jittered */
+/* sched_backoff - ms before attempt n+1: doubling, capped, jittered */
 static uint32_t
 sched_backoff(int attempts)
 {
@@ -783,15 +826,32 @@ sched_backoff(int attempts)
 		d *= 2;
 	if (d > conf->queue.retry_max)
 		d = conf->queue.retry_max;
-	/* in milliseconds: up to a tenth earlier, so retries spread out */
+	/* up to a tenth earlier, so that retries spread out */
 	d *= 1000;
 	d -= randombytes_uniform((uint32_t)(d / 10 + 1));
 	return (uint32_t)d;
 }
 
-/* sched_add_report - a DSN of this kind, queued in the open MULTI */
+/* sched_count - HINCRBY P stats field 1, in the batch */
 static void
-sched_add_report(struct qmsg *m, enum bounce_kind kind)
+sched_count(struct rbatch *b, const char *field, const char *label)
+{
+	struct rcmd	 c;
+
+	rcmd_init(&c);
+	rcmd_str(&c, "HINCRBY");
+	rcmd_addf(&c, "%sstats", q.env->conf->redis.prefix);
+	if (label != NULL)
+		rcmd_addf(&c, "route:%s:%s", label, field);
+	else
+		rcmd_str(&c, field);
+	rcmd_str(&c, "1");
+	rbatch_add(&c, b);
+}
+
+/* sched_add_report - a DSN of this kind, as a new message in the batch */
+static void
+sched_add_report(struct rbatch *b, struct qmsg *m, enum bounce_kind kind)
 {
 	struct store_new	 sn;
 	struct rcmd		 c;
@@ -800,7 +860,7 @@ sched_add_report(struct qmsg *m, enum bounce_kind kind)
 	uint32_t		 notify[1] = { QP_NOTIFY_NEVER };
 	char			*text;
 	size_t			 len, i;
-	int			 n = 0, sent = 0;
+	int			 n = 0;
 
 	for (i = 0; i < m->nrcpt; i++)
 		if (bounce_wants(m, &m->rcpts[i], kind))
@@ -827,39 +887,36 @@ sched_add_report(struct qmsg *m, enum bounce_kind kind)
 	sn.to = to;
 	sn.orcpt = orcpt;
 	sn.notify = notify;
-	store_add_message(&sn, text, len, id, sched_on_any, NULL, &sent);
+	store_add_message(&sn, text, len, id, rbatch_add, b);
 	free(text);
 	log_info("%s: sender %s notification: %s", m->id,
 	    kind == BOUNCE_FAILED ? "non-delivery" : kind == BOUNCE_DELAYED ?
 	    "delay" : "delivery status", id);
 	log_info("%s: from=<>, size=%zu, nrcpt=1 (queue active)", id, len);
+	sched_count(b, "dsn", NULL);
 	rcmd_init(&c);
-	rcmd_str(&c, "HINCRBY");
-	rcmd_addf(&c, "%sstats", q.env->conf->redis.prefix);
-	rcmd_str(&c, "dsn");
-	rcmd_str(&c, "1");
-	rcmd_send(&c, sched_on_any, NULL);
-	rcmd_init(&c);
-	queued_event(&c, m->id, "%s" EVF "text" EVV "%s",
-	    kind == BOUNCE_DELAYED ? "delayed" : "dsn", id);
-	rcmd_send(&c, sched_on_any, NULL);
+	queued_event(&c, m->id, kind == BOUNCE_DELAYED ? "delayed" : "dsn",
+	    "text", id, NULL);
+	rbatch_add(&c, b);
 }
 
 /*
- * sched_finish - every job of the claim is back: remove the message
- * when nothing is pending, else reschedule it; reports go in the same
- * MULTI, so a crash cannot send one twice or lose one
+ * sched_finish - every job of the claim is back.  One owner-checked
+ * script writes it all: the recipients' states, the counters and
+ * events, any report, and the removal or the next attempt.  A crash
+ * before it repeats the attempt; a report is never lost nor doubled.
  */
 static void
 sched_finish(struct qmsg *m)
 {
 	const struct conf	*conf = q.env->conf;
+	struct rbatch		 b;
 	struct rcmd		 c;
 	struct qrcpt		*r;
-	uint64_t		 now = store_now_ms(), next;
+	uint64_t		 now = store_now_ms(), next = 0;
 	const char		*pfx = conf->redis.prefix;
 	char			 reply[QP_MAX_TEXT + 64];
-	size_t			 i, pending = 0;
+	size_t			 i, pending = 0, n = 0;
 	int			 warn = 0;
 
 	for (i = 0; i < m->nrcpt; i++)
@@ -877,6 +934,8 @@ sched_finish(struct qmsg *m)
 			    r->reply : "");
 			r->state = QR_FAILED;
 			r->newly = 1;
+			r->touched = 1;
+			r->outcome = "expired";
 			if (r->dsn[0] != '4')
 				strlcpy(r->dsn, "4.4.7", sizeof(r->dsn));
 			free(r->reply);
@@ -884,61 +943,92 @@ sched_finish(struct qmsg *m)
 			log_info("%s: to=<%s>, dsn=%s, status=expired, "
 			    "returned to sender (%s)", m->id, r->to, r->dsn,
 			    reply);
-			rcmd_init(&c);
-			rcmd_str(&c, "HINCRBY");
-			rcmd_addf(&c, "%sstats", pfx);
-			rcmd_str(&c, "expired");
-			rcmd_str(&c, "1");
-			rcmd_send(&c, sched_on_any, NULL);
-			rcmd_init(&c);
-			queued_event(&c, m->id, "expired" EVF "rcpt" EVV "%s"
-			    EVF "dsn" EVV "%s", r->to, r->dsn);
-			rcmd_send(&c, sched_on_any, NULL);
 		}
 		pending = 0;
 	}
 	if (pending > 0 && conf->queue.delay_warning > 0 && !m->warned &&
 	    now / 1000 >= m->created + conf->queue.delay_warning)
 		warn = 1;
+	if (pending > 0) {
+		m->attempts++;
+		next = now + sched_backoff(m->attempts);
+	}
+	rbatch_init(&b, m->id, q.owner, pending > 0 ? "resched" : "remove",
+	    next);
 
-	rcmd_init(&c);
-	rcmd_str(&c, "MULTI");
-	rcmd_send(&c, sched_on_any, NULL);
-	sched_add_report(m, BOUNCE_FAILED);
-	sched_add_report(m, BOUNCE_SUCCESS);
+	/* recipients: states in slices, a counter and an event each */
+	for (i = 0; i < m->nrcpt; i++) {
+		r = &m->rcpts[i];
+		if (!r->touched)
+			continue;
+		if (n % 100 == 0) {
+			rcmd_init(&c);
+			rcmd_str(&c, "HSET");
+			rcmd_addf(&c, "%srcpt:{%s}", pfx, m->id);
+		}
+		rcmd_addf(&c, "%zu:state", i);
+		rcmd_str(&c, r->state == QR_SENT ? "sent" : r->state ==
+		    QR_FAILED ? "failed" : "pending");
+		rcmd_addf(&c, "%zu:dsn", i);	rcmd_str(&c, r->dsn);
+		rcmd_addf(&c, "%zu:reply", i);	rcmd_str(&c, r->reply != NULL ?
+		    r->reply : "");
+		rcmd_addf(&c, "%zu:relay", i);	rcmd_str(&c, r->relay != NULL ?
+		    r->relay : "");
+		rcmd_addf(&c, "%zu:at", i);	rcmd_addf(&c, "%llu",
+		    (unsigned long long)(now / 1000));
+		if (++n % 100 == 0)
+			rbatch_add(&c, &b);
+	}
+	if (n % 100 != 0)
+		rbatch_add(&c, &b);
+	for (i = 0; i < m->nrcpt; i++) {
+		const char	*counter;
+
+		r = &m->rcpts[i];
+		if (!r->touched || r->outcome == NULL)
+			continue;
+		counter = strcmp(r->outcome, "sent") == 0 ? "delivered" :
+		    r->outcome;
+		sched_count(&b, counter, NULL);
+		if (r->label != NULL && strcmp(counter, "expired") != 0)
+			sched_count(&b, counter, r->label);
+		rcmd_init(&c);
+		queued_event(&c, m->id, r->outcome, "rcpt", r->to, "dsn",
+		    r->dsn, "relay", r->relay != NULL ? r->relay : "",
+		    "text", r->reply != NULL ? r->reply : "", NULL);
+		rbatch_add(&c, &b);
+	}
+
+	sched_add_report(&b, m, BOUNCE_FAILED);
+	sched_add_report(&b, m, BOUNCE_SUCCESS);
 	if (warn) {
-		sched_add_report(m, BOUNCE_DELAYED);
+		sched_add_report(&b, m, BOUNCE_DELAYED);
 		m->warned = 1;
 	}
 	if (pending == 0) {
 		rcmd_init(&c);
-		rcmd_str(&c, "EVAL");
-		rcmd_str(&c, remove_lua);
-		rcmd_str(&c, "5");
+		rcmd_str(&c, "DEL");
 		rcmd_addf(&c, "%smsg:{%s}", pfx, m->id);
 		rcmd_addf(&c, "%srcpt:{%s}", pfx, m->id);
 		rcmd_addf(&c, "%sbody:{%s}", pfx, m->id);
+		rbatch_add(&c, &b);
+		rcmd_init(&c);
+		rcmd_str(&c, "ZREM");
 		rcmd_addf(&c, "%sschedule", pfx);
+		rcmd_str(&c, m->id);
+		rbatch_add(&c, &b);
+		rcmd_init(&c);
+		rcmd_str(&c, "ZREM");
 		rcmd_addf(&c, "%sids", pfx);
-		rcmd_str(&c, q.owner);
 		rcmd_str(&c, m->id);
-		rcmd_send(&c, sched_on_any, NULL);
+		rbatch_add(&c, &b);
 		rcmd_init(&c);
-		queued_event(&c, m->id, "removed");
-		rcmd_send(&c, sched_on_any, NULL);
-		log_info("%s: removed", m->id);
+		queued_event(&c, m->id, "removed", NULL);
+		rbatch_add(&c, &b);
 	} else {
-		m->attempts++;
-		next = now + sched_backoff(m->attempts);
 		rcmd_init(&c);
-		rcmd_str(&c, "EVAL");
-		rcmd_str(&c, resched_lua);
-		rcmd_str(&c, "2");
+		rcmd_str(&c, "HSET");
 		rcmd_addf(&c, "%smsg:{%s}", pfx, m->id);
-		rcmd_addf(&c, "%sschedule", pfx);
-		rcmd_str(&c, q.owner);
-		rcmd_str(&c, m->id);
-		rcmd_addf(&c, "%llu", (unsigned long long)next);
 		rcmd_str(&c, "state");		rcmd_str(&c, "deferred");
 		rcmd_str(&c, "attempts");	rcmd_addf(&c, "%d", m->attempts);
 		rcmd_str(&c, "next");		rcmd_addf(&c, "%llu",
@@ -948,13 +1038,11 @@ sched_finish(struct qmsg *m)
 		rcmd_str(&c, "lease_until");	rcmd_str(&c, "0");
 		rcmd_str(&c, "warned");		rcmd_str(&c, m->warned ? "1" :
 		    "0");
-		rcmd_send(&c, sched_on_any, NULL);
+		rbatch_add(&c, &b);
 	}
-	rcmd_init(&c);
-	rcmd_str(&c, "EXEC");
-	/* without Redis the lease runs out and the attempt is repeated */
 	TAILQ_REMOVE(&msgs, m, entry);
-	if (rcmd_send(&c, sched_on_finish, m) == -1) {
+	/* without Redis the lease runs out and the attempt is repeated */
+	if (rbatch_send(&b, sched_on_finish, m) == -1) {
 		q.inflight--;
 		qmsg_free(m);
 	}
@@ -968,20 +1056,60 @@ sched_on_finish(redisAsyncContext *ac, void *r, void *arg)
 
 	if (rep != NULL && rep->type == REDIS_REPLY_ERROR)
 		log_warnx("%s: finish: redis: %.200s", m->id, rep->str);
+	else if (rep != NULL && rep->type == REDIS_REPLY_INTEGER &&
+	    rep->integer == 0)
+		log_warnx("%s: the lease passed to another queue manager "
+		    "before this attempt finished; its results are dropped",
+		    m->id);
+	else if (rep != NULL) {
+		size_t	 i, pending = 0;
+
+		for (i = 0; i < m->nrcpt; i++)
+			if (m->rcpts[i].state == QR_PENDING)
+				pending++;
+		if (pending == 0)
+			log_info("%s: removed", m->id);
+	}
 	q.inflight--;
 	qmsg_free(m);
 	queued_kick();
 }
 
-/* sched_renew - keep the leases of what we still work on */
+/* sched_job_deadline - ms after which a job counts as lost */
+static uint64_t
+sched_job_deadline(void)
+{
+	const struct conf	*conf = q.env->conf;
+
+	/* a connect, a few commands and the end of data, generously */
+	return ((uint64_t)conf->timeouts.connect +
+	    4 * (uint64_t)conf->timeouts.upstream_command +
+	    2 * (uint64_t)conf->timeouts.data_end) * 1000;
+}
+
+/*
+ * sched_renew - keep the leases of what we still work on, and give up
+ * on jobs a worker has held past any timeout it could have
+ */
 void
 sched_renew(void)
 {
 	const struct conf	*conf = q.env->conf;
 	struct rcmd		 c;
 	struct qmsg		*m;
-	uint64_t		 now = store_now_ms();
+	struct job		*j, *next;
+	uint64_t		 now = store_now_ms(), limit;
 
+	limit = sched_job_deadline();
+	for (j = TAILQ_FIRST(&jobs); j != NULL; j = next) {
+		next = TAILQ_NEXT(j, entry);
+		if (j->worker != NULL && now - j->started > limit) {
+			log_warnx("%s: %s held a job for %llu s; given up",
+			    j->m->id, ipc_name(j->worker->ipc),
+			    (unsigned long long)(now - j->started) / 1000);
+			job_done(j, 0, "none");
+		}
+	}
 	if (TAILQ_EMPTY(&msgs) || !redis_ev_up(q.redis))
 		return;
 	rcmd_init(&c);
@@ -990,10 +1118,7 @@ sched_renew(void)
 	rcmd_str(&c, "1");
 	rcmd_addf(&c, "%sschedule", conf->redis.prefix);
 	rcmd_str(&c, q.owner);
-	rcmd_addf(&c, "%llu", (unsigned long long)(now +
-	    (uint64_t)conf->queue.lease * 1000));
-	rcmd_addf(&c, "%llu", (unsigned long long)(now / 1000 +
-	    conf->queue.lease));
+	rcmd_addf(&c, "%llu", (unsigned long long)conf->queue.lease * 1000);
 	rcmd_str(&c, conf->redis.prefix);
 	TAILQ_FOREACH(m, &msgs, entry)
 		rcmd_str(&c, m->id);
@@ -1011,7 +1136,6 @@ sched_release_all(void)
 	redisAsyncContext	*ac;
 	struct rcmd		 c;
 	struct qmsg		*m;
-	uint64_t		 now = store_now_ms();
 
 	if (TAILQ_EMPTY(&msgs) || !redis_ev_up(q.redis))
 		return;
@@ -1021,8 +1145,7 @@ sched_release_all(void)
 	rcmd_str(&c, "1");
 	rcmd_addf(&c, "%sschedule", conf->redis.prefix);
 	rcmd_str(&c, q.owner);
-	rcmd_addf(&c, "%llu", (unsigned long long)now);
-	rcmd_addf(&c, "%llu", (unsigned long long)(now / 1000));
+	rcmd_str(&c, "0");
 	rcmd_str(&c, conf->redis.prefix);
 	TAILQ_FOREACH(m, &msgs, entry)
 		rcmd_str(&c, m->id);
@@ -1044,6 +1167,7 @@ qmsg_free(struct qmsg *m)
 		free(m->rcpts[i].orcpt);
 		free(m->rcpts[i].reply);
 		free(m->rcpts[i].relay);
+		free(m->rcpts[i].label);
 	}
 	free(m->rcpts);
 	if (m->body != NULL)

@@ -22,6 +22,9 @@
 #include "redis_ev.h"
 #include "xmalloc.h"
 
+/* recipients per HSET when a message is written */
+#define STORE_RCPT_SLICE	200
+
 static void	rcmd_grow(struct rcmd *);
 
 void
@@ -135,8 +138,7 @@ store_now_ms(void)
  */
 int
 store_add_message(const struct store_new *sn, const char *body, size_t len,
-    const char *id, void (*fn)(redisAsyncContext *, void *, void *),
-    void *arg, int *sent)
+    const char *id, store_emit_fn emit, void *arg)
 {
 	struct rcmd	 c;
 	unsigned char	*sealed;
@@ -171,25 +173,27 @@ store_add_message(const struct store_new *sn, const char *body, size_t len,
 	rcmd_str(&c, "lease_until");	rcmd_str(&c, "0");
 	rcmd_str(&c, "warned");		rcmd_str(&c, "0");
 	rcmd_str(&c, "bounce");		rcmd_str(&c, sn->bounce ? "1" : "0");
-	if (rcmd_send(&c, fn, arg) == -1)
+	if (emit(&c, arg) == -1)
 		return -1;
-	(*sent)++;
 
-	rcmd_init(&c);
-	rcmd_str(&c, "HSET");
-	k = store_name("rcpt", id);
-	rcmd_str(&c, k);
-	free(k);
+	/* in slices, so that no command (or script step) gets huge */
 	for (i = 0; i < sn->nrcpt; i++) {
+		if (i % STORE_RCPT_SLICE == 0) {
+			rcmd_init(&c);
+			rcmd_str(&c, "HSET");
+			k = store_name("rcpt", id);
+			rcmd_str(&c, k);
+			free(k);
+		}
 		rcmd_addf(&c, "%zu:to", i);	rcmd_str(&c, sn->to[i]);
 		rcmd_addf(&c, "%zu:notify", i);	rcmd_addf(&c, "%u",
 		    sn->notify[i]);
 		rcmd_addf(&c, "%zu:orcpt", i);	rcmd_str(&c, sn->orcpt[i]);
 		rcmd_addf(&c, "%zu:state", i);	rcmd_str(&c, "pending");
+		if ((i + 1) % STORE_RCPT_SLICE == 0 || i + 1 == sn->nrcpt)
+			if (emit(&c, arg) == -1)
+				return -1;
 	}
-	if (rcmd_send(&c, fn, arg) == -1)
-		return -1;
-	(*sent)++;
 
 	/* the body goes straight from the sealed copy into hiredis's buffer */
 	slen = qstore_sealed_len(len);
@@ -203,9 +207,8 @@ store_add_message(const struct store_new *sn, const char *body, size_t len,
 	rcmd_grow(&c);
 	c.argv[c.argc] = (char *)sealed;
 	c.lens[c.argc++] = slen;
-	if (rcmd_send(&c, fn, arg) == -1)
+	if (emit(&c, arg) == -1)
 		return -1;
-	(*sent)++;
 
 	rcmd_init(&c);
 	rcmd_str(&c, "ZADD");
@@ -214,9 +217,8 @@ store_add_message(const struct store_new *sn, const char *body, size_t len,
 	free(k);
 	rcmd_addf(&c, "%llu", (unsigned long long)now_ms);
 	rcmd_str(&c, id);
-	if (rcmd_send(&c, fn, arg) == -1)
+	if (emit(&c, arg) == -1)
 		return -1;
-	(*sent)++;
 
 	rcmd_init(&c);
 	rcmd_str(&c, "ZADD");
@@ -225,9 +227,8 @@ store_add_message(const struct store_new *sn, const char *body, size_t len,
 	free(k);
 	rcmd_addf(&c, "%llu", (unsigned long long)now_ms);
 	rcmd_str(&c, id);
-	if (rcmd_send(&c, fn, arg) == -1)
+	if (emit(&c, arg) == -1)
 		return -1;
-	(*sent)++;
 
 	rcmd_init(&c);
 	rcmd_str(&c, "HINCRBY");
@@ -236,16 +237,93 @@ store_add_message(const struct store_new *sn, const char *body, size_t len,
 	free(k);
 	rcmd_str(&c, "accepted");
 	rcmd_str(&c, "1");
-	if (rcmd_send(&c, fn, arg) == -1)
+	if (emit(&c, arg) == -1)
 		return -1;
-	(*sent)++;
 
 	rcmd_init(&c);
-	queued_event(&c, id, "queued");
-	if (rcmd_send(&c, fn, arg) == -1)
+	queued_event(&c, id, "queued", NULL);
+	if (emit(&c, arg) == -1)
 		return -1;
-	(*sent)++;
 	return 0;
+}
+
+/*
+ * batch: KEYS msg, schedule; ARGV owner, mode, next_ms, id, then
+ * commands as (argc, arg...).  Nothing runs unless the lease is still
+ * ours; with mode "resched" the message goes back on the schedule at
+ * next_ms, or stays off it when sluicectl held it meanwhile.  It may
+ * run when Redis is full: finishing a message frees memory.
+ */
+static const char batch_lua[] =
+"#!lua flags=allow-oom\n"
+"if redis.call('HGET', KEYS[1], 'lease') ~= ARGV[1] then return 0 end\n"
+"local held = redis.call('HGET', KEYS[1], 'state') == 'held'\n"
+"local i = 5\n"
+"while i <= #ARGV do\n"
+"  local n = tonumber(ARGV[i])\n"
+"  redis.call(unpack(ARGV, i + 1, i + n))\n"
+"  i = i + n + 1\n"
+"end\n"
+"if ARGV[2] == 'resched' then\n"
+"  if held then\n"
+"    redis.call('HSET', KEYS[1], 'state', 'held', 'next', 0)\n"
+"    redis.call('ZREM', KEYS[2], ARGV[4])\n"
+"  else\n"
+"    redis.call('ZADD', KEYS[2], tonumber(ARGV[3]), ARGV[4])\n"
+"  end\n"
+"end\n"
+"return 1\n";
+
+/* rbatch_init - a batch for message id, mode "remove" or "resched" */
+void
+rbatch_init(struct rbatch *b, const char *id, const char *owner,
+    const char *mode, uint64_t next_ms)
+{
+	char	*k;
+
+	rcmd_init(&b->c);
+	b->ncmds = 0;
+	rcmd_str(&b->c, "EVAL");
+	rcmd_str(&b->c, batch_lua);
+	rcmd_str(&b->c, "2");
+	k = store_name("msg", id);
+	rcmd_str(&b->c, k);
+	free(k);
+	k = store_name("schedule", NULL);
+	rcmd_str(&b->c, k);
+	free(k);
+	rcmd_str(&b->c, owner);
+	rcmd_str(&b->c, mode);
+	rcmd_addf(&b->c, "%llu", (unsigned long long)next_ms);
+	rcmd_str(&b->c, id);
+}
+
+/* rbatch_add - a store_emit_fn: the command joins the batch */
+int
+rbatch_add(struct rcmd *c, void *arg)
+{
+	struct rbatch	*b = arg;
+	int		 i;
+
+	rcmd_addf(&b->c, "%d", c->argc);
+	for (i = 0; i < c->argc; i++) {
+		/* move, do not copy: bodies are large */
+		rcmd_grow(&b->c);
+		b->c.argv[b->c.argc] = c->argv[i];
+		b->c.lens[b->c.argc++] = c->lens[i];
+		c->argv[i] = NULL;
+	}
+	c->argc = 0;
+	rcmd_free(c);
+	b->ncmds++;
+	return 0;
+}
+
+int
+rbatch_send(struct rbatch *b, void (*fn)(redisAsyncContext *, void *,
+    void *), void *arg)
+{
+	return rcmd_send(&b->c, fn, arg);
 }
 
 /*
@@ -270,8 +348,8 @@ store_fixup(const char *p, size_t n, const char *id, char **out,
 	/* a header section whose last line has no line end yet */
 	need_nl = hlen > 0 && p[hlen - 1] != '\n';
 	if (need_nl)
-		alen += (size_t)snprintf(add + alen, sizeof(add) - alen,
-		    "\r\n");
+		alen += (size_t)snprintf(add + alen, sizeof(add) - alen, "%s",
+		    p[hlen - 1] == '\r' ? "\n" : "\r\n");
 	if (!msghdr_has(p, hlen, "Message-ID"))
 		alen += (size_t)snprintf(add + alen, sizeof(add) - alen,
 		    "Message-ID: <%s@%s>\r\n", id, q.env->conf->hostname);
@@ -281,7 +359,7 @@ store_fixup(const char *p, size_t n, const char *id, char **out,
 		alen += (size_t)snprintf(add + alen, sizeof(add) - alen,
 		    "Date: %s\r\n", date);
 	}
-	if (alen == (need_nl ? 2u : 0u))
+	if (alen == (need_nl ? (p[hlen - 1] == '\r' ? 1u : 2u) : 0u))
 		return 0;
 	/* with no empty line after the header, the body needs one */
 	*outlen = n + alen;

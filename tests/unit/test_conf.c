@@ -189,11 +189,11 @@ static const struct bad_case bad_cases[] = {
 	{ "workers 0", BASE "delivery = { workers = 0; };", 2,
 	    "delivery.workers: 0 is out of range (1..256)" },
 	{ "size too big", BASE "limits = { message_size = \"3G\"; };", 2,
-	    "limits.message_size: \"3G\" is out of range (1K..2G)" },
-	{ "size one over", BASE "limits = { message_size = 2147483649L; };", 2,
-	    "limits.message_size: 2147483649 is out of range (1K..2G)" },
+	    "limits.message_size: \"3G\" is out of range (1K..500M)" },
+	{ "size one over", BASE "limits = { message_size = 524288001L; };", 2,
+	    "limits.message_size: 524288001 is out of range (1K..500M)" },
 	{ "size too small", BASE "limits = { message_size = 1023; };", 2,
-	    "limits.message_size: 1023 is out of range (1K..2G)" },
+	    "limits.message_size: 1023 is out of range (1K..500M)" },
 	{ "duration zero", BASE "timeouts = { command = \"0s\"; };", 2,
 	    "timeouts.command: \"0s\" is out of range (1s..1d)" },
 	{ "duration one over", BASE "timeouts = { connect = 86401; };", 2,
@@ -811,11 +811,11 @@ test_conf_boundaries_accepted(void **state)
 	assert_int_equal(c->delivery.routes[0].concurrency, 1000);
 	conf_free(c);
 
-	c = load_ok(BASE "limits = { message_size = \"2G\"; };\n");
-	assert_int_equal(c->limits.message_size, 2147483648ULL);
+	c = load_ok(BASE "limits = { message_size = \"500M\"; };\n");
+	assert_int_equal(c->limits.message_size, 524288000ULL);
 	conf_free(c);
-	c = load_ok(BASE "limits = { message_size = 2147483648L; };\n");
-	assert_int_equal(c->limits.message_size, 2147483648ULL);
+	c = load_ok(BASE "limits = { message_size = 524288000L; };\n");
+	assert_int_equal(c->limits.message_size, 524288000ULL);
 	conf_free(c);
 	c = load_ok(BASE "limits = { message_size = 1024; };\n");
 	assert_int_equal(c->limits.message_size, 1024);
