@@ -1,5 +1,6 @@
 /*
- * sluicectl - the administrator's tool: the queue and counters in Redis
+ * sluicectl - the administrator's tool: the queue, the users and the
+ * counters in Redis
  *
  * It is a short-lived command, not a daemon: it reads the same
  * configuration as sluiced, talks to Redis synchronously with hiredis
@@ -41,6 +42,7 @@
 
 #define CMD_JSON	0x01	/* takes --json */
 #define CMD_RAW		0x02	/* gets its words as they are; no config */
+#define CMD_OPTS	0x04	/* parses its own options (all but --json) */
 
 struct ctl_cmd {
 	const char	*group;
@@ -52,13 +54,6 @@ struct ctl_cmd {
 	const char	*args;		/* for the usage line */
 };
 
-static ctl_verb_fn	ctl_not_yet;
-
-/*
- * The user store arrives with authd's; its verbs become rows
- * { "user", "add", user_add, 1, -1, 0, "LOGIN ..." } that replace the
- * placeholder below.
- */
 static const struct ctl_cmd ctl_cmds[] = {
 	{ "queue", "list",    queue_list,    0, 0,  CMD_JSON, "[--json]" },
 	{ "queue", "show",    queue_show,    1, 1,  CMD_JSON, "ID [--json]" },
@@ -68,7 +63,20 @@ static const struct ctl_cmd ctl_cmds[] = {
 	{ "queue", "hold",    queue_hold,    1, -1, 0,        "ID ..." },
 	{ "queue", "release", queue_release, 1, -1, 0,        "ID ..." },
 	{ "stats", NULL,      stats_show,    0, 0,  CMD_JSON, "[--json]" },
-	{ "user",  NULL,      ctl_not_yet,   0, -1, CMD_RAW,  "..." },
+	{ "user",  "add",     user_add,      1, -1, CMD_OPTS,
+	    "LOGIN [--password-stdin] [--sender PATTERN]..." },
+	{ "user",  "passwd",  user_passwd,   1, -1, CMD_OPTS,
+	    "LOGIN [--password-stdin]" },
+	{ "user",  "del",     user_del,      1, 1,  0,        "LOGIN" },
+	{ "user",  "show",    user_show,     1, 1,  CMD_JSON,
+	    "LOGIN [--json]" },
+	{ "user",  "disable", user_disable,  1, 1,  0,        "LOGIN" },
+	{ "user",  "enable",  user_enable,   1, 1,  0,        "LOGIN" },
+	{ "user",  "senders", user_senders,  3, 3,  0,
+	    "LOGIN add|del PATTERN" },
+	{ "user",  "limits",  user_limits,   1, -1, CMD_OPTS,
+	    "LOGIN [--messages-per-hour N] [--recipients-per-hour N]" },
+	{ "user",  "list",    user_list,     0, 0,  CMD_JSON, "[--json]" },
 };
 #define CTL_NCMDS	(sizeof(ctl_cmds) / sizeof(ctl_cmds[0]))
 
@@ -234,11 +242,14 @@ ctl_words(const struct ctl_cmd *c, struct ctl *ctl, int argc, char **argv,
 	int	 i, n = 0, opts = 1;
 
 	for (i = 0; i < argc; i++) {
-		if (opts && strcmp(argv[i], "--") == 0)
+		if (opts && strcmp(argv[i], "--") == 0 &&
+		    !(c->flags & CMD_OPTS))
 			opts = 0;
 		else if (opts && strcmp(argv[i], "--json") == 0 &&
 		    (c->flags & CMD_JSON))
 			ctl->json = 1;
+		else if (c->flags & CMD_OPTS)
+			words[n++] = argv[i];
 		else if (opts && argv[i][0] == '-' && argv[i][1] != '\0')
 			usage_cmd(c);
 		else
@@ -247,17 +258,6 @@ ctl_words(const struct ctl_cmd *c, struct ctl *ctl, int argc, char **argv,
 	if (n < c->minargs || (c->maxargs != -1 && n > c->maxargs))
 		usage_cmd(c);
 	return n;
-}
-
-/* ctl_not_yet - a group whose verbs have not been written yet */
-static int
-ctl_not_yet(struct ctl *ctl, int argc, char **argv)
-{
-	(void)ctl;
-	(void)argc;
-	(void)argv;
-	ctl_warn("user: not available yet");
-	return 1;
 }
 
 static void

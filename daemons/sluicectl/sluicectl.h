@@ -4,7 +4,8 @@
  * main.c parses the command line, loads the configuration, connects to
  * Redis and owns struct ctl; it also has the helpers every verb uses
  * (one-line errors, Redis commands built as argument vectors, printing
- * peer-chosen text safely).  queue.c has the queue verbs and stats.
+ * peer-chosen text safely).  queue.c has the queue verbs and stats,
+ * user.c the user verbs.
  * A verb returns the exit status; a runtime failure that stops
  * everything goes through ctl_die(), which prints one line and exits 1.
  */
@@ -69,5 +70,16 @@ ctl_verb_fn	queue_delete;
 ctl_verb_fn	queue_hold;
 ctl_verb_fn	queue_release;
 ctl_verb_fn	stats_show;
+
+/* user.c */
+ctl_verb_fn	user_add;
+ctl_verb_fn	user_passwd;
+ctl_verb_fn	user_del;
+ctl_verb_fn	user_show;
+ctl_verb_fn	user_disable;
+ctl_verb_fn	user_enable;
+ctl_verb_fn	user_senders;
+ctl_verb_fn	user_limits;
+ctl_verb_fn	user_list;
 
 #endif

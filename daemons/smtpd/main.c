@@ -1,11 +1,13 @@
 /*
- * smtpd - the submission front end (skeleton)
+ * smtpd - the submission front end
  *
- * This process owns the listening sockets sluiced bound for it and, in
- * the sandbox, will run the ESMTP sessions.  Until the session engine
- * lands it proves the plumbing: it accepts on every listener, loads the
- * certificate sluiced hands it (and reloads it on SIGHUP of sluiced),
- * and tells each client the service is not available yet.
+ * This process owns the listening sockets sluiced bound for it and runs
+ * the ESMTP sessions in the sandbox (smtp_session.c).  It loads the
+ * certificate sluiced hands it, and a new one on every reload, without
+ * touching the sessions that run: each keeps the context it started
+ * with.  It talks to authd (credentials, rate limits) and queued (the
+ * message itself); it never sees Redis, a password hash or the queue
+ * key.
  */
 #include "config.h"
 
@@ -27,8 +29,10 @@
 
 #include "child.h"
 #include "conf.h"
+#include "ipc.h"
 #include "log.h"
 #include "proc.h"
+#include "smtpd.h"
 
 #define SMTPD_MAX_LISTENERS	CONF_MAX_LISTEN
 #define SMTPD_MAX_PEM		(1024 * 1024)
@@ -40,7 +44,7 @@ struct smtpd_listener {
 };
 
 static struct smtpd_listener	 listeners[SMTPD_MAX_LISTENERS];
-static SSL_CTX			*tls_ctx;
+SSL_CTX				*smtpd_tls_ctx;
 
 static void	smtpd_setup(struct child_env *);
 static void	smtpd_configure(struct child_env *, struct conf *);
@@ -48,8 +52,10 @@ static void	smtpd_listener(struct child_env *, int, int);
 static void	smtpd_tls_cert(struct child_env *, int, uint32_t);
 static void	smtpd_accept(evutil_socket_t, short, void *);
 static SSL_CTX	*smtpd_tls_load(int, char *, size_t);
+static void	smtpd_peer_msg(struct child_env *, struct child_peer *,
+		    struct ipc_msg *);
 
-static struct child_env	*smtpd_env;
+struct child_env	*smtpd_env;
 
 static const struct child_ops smtpd_ops = {
 	.kind = PROC_SMTPD,
@@ -58,6 +64,7 @@ static const struct child_ops smtpd_ops = {
 	.configure = smtpd_configure,
 	.listener = smtpd_listener,
 	.tls_cert = smtpd_tls_cert,
+	.peer_msg = smtpd_peer_msg,
 };
 
 int
@@ -124,17 +131,19 @@ smtpd_tls_cert(struct child_env *env, int fd, uint32_t gen)
 	SSL_CTX	*ctx;
 	char	 err[256];
 
+	smtpd_env = env;
 	ctx = smtpd_tls_load(fd, err, sizeof(err));
 	close(fd);
 	if (ctx == NULL) {
-		if (tls_ctx == NULL)
+		if (smtpd_tls_ctx == NULL)
 			fatalx("%s: certificate %u: %s", env->name, gen, err);
 		log_warnx("%s: certificate %u refused: %s; keeping the old one",
 		    env->name, gen, err);
 		return;
 	}
-	SSL_CTX_free(tls_ctx);
-	tls_ctx = ctx;
+	/* sessions hold their own reference: they keep the old one */
+	SSL_CTX_free(smtpd_tls_ctx);
+	smtpd_tls_ctx = ctx;
 	log_debug("%s: certificate generation %u loaded", env->name, gen);
 }
 
@@ -163,6 +172,15 @@ smtpd_tls_load(int fd, char *err, size_t errlen)
 	if ((ctx = SSL_CTX_new(TLS_server_method())) == NULL ||
 	    (bio = BIO_new_mem_buf(map, (int)st.st_size)) == NULL)
 		goto done;
+	if (SSL_CTX_set_min_proto_version(ctx,
+	    smtpd_env->conf->tls.min_version) != 1)
+		goto done;
+	/* no renegotiation: a client could make us do handshakes for free */
+	SSL_CTX_set_options(ctx, SSL_OP_NO_RENEGOTIATION |
+	    SSL_OP_CIPHER_SERVER_PREFERENCE);
+	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"sluice",
+	    6);
+	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL ||
 	    SSL_CTX_use_certificate(ctx, x) != 1)
 		goto done;
@@ -198,31 +216,80 @@ smtpd_tls_load(int fd, char *err, size_t errlen)
 }
 
 /*
- * smtpd_accept - the session engine is not here yet: say so with the
- * reply RFC 5321 section 3.1 gives a server that cannot serve now.
+ * smtpd_accept - new sessions, within limits.connections and
+ * limits.connections_per_ip (counted in this process)
  */
 static void
 smtpd_accept(evutil_socket_t lfd, short ev, void *arg)
 {
-	static const char	 reply[] =
-	    "421 4.3.2 Service not available yet, closing channel\r\n";
 	struct smtpd_listener	*l = arg;
+	const struct conf	*conf = smtpd_env->conf;
 	struct conf_listen	*cl;
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	char			 reply[160];
 	int			 fd, i;
 
+	if ((size_t)l->index >= conf->nlisten)
+		return;
+	cl = &conf->listen[l->index];
 	for (i = 0; i < 64; i++) {
-		if ((fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK |
-		    SOCK_CLOEXEC)) == -1) {
+		sslen = sizeof(ss);
+		if ((fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
+		    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
 			if (errno != EAGAIN && errno != EWOULDBLOCK &&
 			    errno != ECONNABORTED && errno != EINTR)
 				log_warn("%s: accept", smtpd_env->name);
 			return;
 		}
-		cl = (size_t)l->index < smtpd_env->conf->nlisten ?
-		    &smtpd_env->conf->listen[l->index] : NULL;
-		/* an implicit TLS client would take plain text for garbage */
-		if (cl != NULL && cl->tls != CONF_TLS_IMPLICIT)
-			(void)!write(fd, reply, sizeof(reply) - 1);
-		close(fd);
+		if (smtpd_stats.sessions >= (uint64_t)conf->limits.connections ||
+		    smtp_session_count_ip(&ss) >=
+		    conf->limits.connections_per_ip) {
+			/* RFC 5321 3.8; an implicit TLS client would not read it */
+			snprintf(reply, sizeof(reply), "421 4.7.0 %s Error: too "
+			    "many connections; try again later\r\n",
+			    conf->hostname);
+			if (cl->tls != CONF_TLS_IMPLICIT)
+				(void)!write(fd, reply, strlen(reply));
+			close(fd);
+			continue;
+		}
+		smtp_session_new(fd, cl, l->index, &ss, sslen);
+	}
+}
+
+/* smtpd_peer - the greeted channel to authd[0] or queued[0], or NULL */
+struct child_peer *
+smtpd_peer(int kind)
+{
+	struct child_peer	*p = child_peer_get(smtpd_env, kind, 0);
+
+	return p != NULL && p->greeted ? p : NULL;
+}
+
+/* smtpd_peer_msg - answers from authd and queued, routed by reqid */
+static void
+smtpd_peer_msg(struct child_env *env, struct child_peer *p,
+    struct ipc_msg *m)
+{
+	if (m == NULL) {
+		smtp_session_peer_lost(p->kind);
+		return;
+	}
+	switch (m->type) {
+	case IPC_AUTH_RES:
+		smtp_session_auth_result(m->reqid, m);
+		break;
+	case IPC_RATE_RES:
+		smtp_session_rate_result(m->reqid, m);
+		break;
+	case IPC_Q_OPENED:
+	case IPC_Q_OK:
+	case IPC_Q_FAIL:
+		smtp_session_queue_msg(m->reqid, m);
+		break;
+	default:
+		log_warnx("%s: %s sent %s; nothing to do with it", env->name,
+		    ipc_name(p->ipc), ipc_type_str(m->type));
 	}
 }

@@ -50,7 +50,10 @@
 #include "smtpd.h"
 #include "xmalloc.h"
 
-#define SMTP_LINE_MAX		2048	/* what we buffer looking for a LF */
+/* the longest line we look for a LF in: an AUTH response line */
+#define SMTP_LINE_MAX		(SMTP_AUTH_LINE_MAX + 2)
+/* the longest command: MAIL with every parameter we offer */
+#define SMTP_CMDLINE_MAX	(SMTP_CMD_MAX + SMTP_MAIL_EXTRA)
 #define SMTP_TEXT_LINE_MAX	1000	/* RFC 5321 4.5.3.1.6, with CRLF */
 #define SMTP_INPUT_MAX		(256 * 1024)	/* read high-watermark */
 #define SMTP_STAGE_SIZE		(64 * 1024)
@@ -128,6 +131,8 @@ struct smtp_session {
 	char				*senders;
 	char				 auth_login[AP_MAX_LOGIN];
 	struct event			*pause;
+	struct event			*closer;
+	int				 close_waits;
 
 	/* the transaction */
 	char				 from[SMTP_PATH_MAX];
@@ -143,6 +148,7 @@ struct smtp_session {
 	int				 bdat_cr;	/* last byte was a CR */
 	size_t				 bdat_linelen;
 	uint64_t			 bdat_left;
+	uint64_t			 bdat_chunk;
 	int				 bdat_last;
 	int				 bdat_discard;
 	int				 bdat_pending;	/* chunk waits for OPENED */
@@ -173,13 +179,14 @@ static void	smtp_close(struct smtp_session *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static void	smtp_read_cb(struct bufferevent *, void *);
 static void	smtp_write_cb(struct bufferevent *, void *);
+static void	smtp_close_check(evutil_socket_t, short, void *);
 static void	smtp_event_cb(struct bufferevent *, short, void *);
 static void	smtp_process(struct smtp_session *);
 static int	smtp_getline(struct smtp_session *, char *, size_t, size_t *);
 static void	smtp_command(struct smtp_session *, char *, size_t);
 static void	smtp_reset(struct smtp_session *);
 static void	smtp_set_timeout(struct smtp_session *, uint32_t);
-static void	smtp_parse_error(struct smtp_session *, int);
+static void	smtp_parse_error(struct smtp_session *, int, enum smtp_verb);
 
 static void	smtp_cmd_ehlo(struct smtp_session *, const struct smtp_cmd *);
 static void	smtp_cmd_helo(struct smtp_session *, const struct smtp_cmd *);
@@ -217,20 +224,20 @@ static int	smtp_same_host(const struct sockaddr_storage *,
 static void	smtp_rcpt_accept(struct smtp_session *);
 
 static const struct smtp_cmdent smtp_cmds[] = {
-	{ SMTP_VERB_EHLO,	smtp_cmd_ehlo },
-	{ SMTP_VERB_HELO,	smtp_cmd_helo },
-	{ SMTP_VERB_MAIL,	smtp_cmd_mail },
-	{ SMTP_VERB_RCPT,	smtp_cmd_rcpt },
-	{ SMTP_VERB_DATA,	smtp_cmd_data },
-	{ SMTP_VERB_BDAT,	smtp_cmd_bdat },
-	{ SMTP_VERB_RSET,	smtp_cmd_rset },
-	{ SMTP_VERB_NOOP,	smtp_cmd_noop },
-	{ SMTP_VERB_QUIT,	smtp_cmd_quit },
-	{ SMTP_VERB_VRFY,	smtp_cmd_vrfy },
-	{ SMTP_VERB_EXPN,	smtp_cmd_expn },
-	{ SMTP_VERB_HELP,	smtp_cmd_help },
-	{ SMTP_VERB_STARTTLS,	smtp_cmd_starttls },
-	{ SMTP_VERB_AUTH,	smtp_cmd_auth },
+	{ SMTP_CMD_EHLO,	smtp_cmd_ehlo },
+	{ SMTP_CMD_HELO,	smtp_cmd_helo },
+	{ SMTP_CMD_MAIL,	smtp_cmd_mail },
+	{ SMTP_CMD_RCPT,	smtp_cmd_rcpt },
+	{ SMTP_CMD_DATA,	smtp_cmd_data },
+	{ SMTP_CMD_BDAT,	smtp_cmd_bdat },
+	{ SMTP_CMD_RSET,	smtp_cmd_rset },
+	{ SMTP_CMD_NOOP,	smtp_cmd_noop },
+	{ SMTP_CMD_QUIT,	smtp_cmd_quit },
+	{ SMTP_CMD_VRFY,	smtp_cmd_vrfy },
+	{ SMTP_CMD_EXPN,	smtp_cmd_expn },
+	{ SMTP_CMD_HELP,	smtp_cmd_help },
+	{ SMTP_CMD_STARTTLS,	smtp_cmd_starttls },
+	{ SMTP_CMD_AUTH,	smtp_cmd_auth },
 };
 
 /* smtp_trusted - is the client in the listener's trusted_networks? */
@@ -367,6 +374,8 @@ smtp_free(struct smtp_session *s)
 		bufferevent_free(s->bev);
 	if (s->pause != NULL)
 		event_free(s->pause);
+	if (s->closer != NULL)
+		event_free(s->closer);
 	for (i = 0; i < s->nrcpt; i++) {
 		free(s->rcpts[i].addr);
 		free(s->rcpts[i].orcpt);
@@ -454,16 +463,39 @@ smtp_close(struct smtp_session *s, const char *fmt, ...)
 		smtp_write_cb(s->bev, s);
 }
 
+/*
+ * smtp_write_cb - closing: free the session once the last reply is on
+ * the wire.  Under STARTTLS the filter's output drains into the socket
+ * bufferevent below it, which must drain too, or the reply is lost.
+ */
 static void
 smtp_write_cb(struct bufferevent *bev, void *arg)
 {
 	struct smtp_session	*s = arg;
+	struct bufferevent	*u;
+	struct timeval		 tv = { 0, 20000 };
 
-	if (s->state == S_CLOSING &&
-	    evbuffer_get_length(bufferevent_get_output(bev)) == 0) {
-		/* a TLS session says goodbye properly */
-		smtp_free(s);
+	if (s->state != S_CLOSING ||
+	    evbuffer_get_length(bufferevent_get_output(s->bev)) != 0)
+		return;
+	u = bufferevent_get_underlying(s->bev);
+	if (u != NULL && evbuffer_get_length(bufferevent_get_output(u)) != 0 &&
+	    s->close_waits++ < 500) {
+		if (s->closer == NULL)
+			s->closer = evtimer_new(smtpd_env->base,
+			    smtp_close_check, s);
+		if (s->closer != NULL && evtimer_add(s->closer, &tv) == 0)
+			return;
 	}
+	smtp_free(s);
+}
+
+static void
+smtp_close_check(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtp_session	*s = arg;
+
+	smtp_write_cb(s->bev, s);
 }
 
 static void
@@ -604,7 +636,8 @@ smtp_process(struct smtp_session *s)
 			smtp_data_line(s, line, n);
 			continue;
 		}
-		if (!smtp_getline(s, line, SMTP_CMD_MAX, &len))
+		if (!smtp_getline(s, line, s->state == S_CMD ?
+		    SMTP_CMDLINE_MAX : SMTP_AUTH_LINE_MAX, &len))
 			return;
 		s->commands++;
 		switch (s->state) {
@@ -621,12 +654,12 @@ smtp_process(struct smtp_session *s)
 }
 
 static void
-smtp_parse_error(struct smtp_session *s, int err)
+smtp_parse_error(struct smtp_session *s, int err, enum smtp_verb verb)
 {
 	int		 code;
 	const char	*status, *text;
 
-	smtp_parse_reply(err, &code, &status, &text);
+	smtp_parse_reply(err, verb, &code, &status, &text);
 	smtp_error(s, "%d %s %s", code, status, text);
 }
 
@@ -638,15 +671,15 @@ smtp_command(struct smtp_session *s, char *line, size_t len)
 	size_t		 i;
 	int		 rc;
 
-	if (len > SMTP_CMD_MAX) {
-		smtp_error(s, "500 5.5.6 Line too long");
+	if (len > SMTP_CMDLINE_MAX) {
+		smtp_error(s, "500 5.5.2 Line too long");
 		return;
 	}
 	if ((rc = smtp_parse_command(line, len, &cmd)) != SMTP_PARSE_OK) {
-		smtp_parse_error(s, rc);
+		smtp_parse_error(s, rc, cmd.verb);
 		return;
 	}
-	if (cmd.verb == SMTP_VERB_AUTH)
+	if (cmd.verb == SMTP_CMD_AUTH)
 		log_debug("%016llx smtp command AUTH ********",
 		    (unsigned long long)s->id);
 	else {
@@ -754,8 +787,7 @@ smtp_cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 {
 	struct smtp_path	 path;
 	struct smtp_params	 params;
-	size_t			 used;
-	int			 rc, utf8;
+	int			 rc;
 
 	if (!(s->flags & (SF_EHLO | SF_HELO))) {
 		smtp_error(s, "503 5.5.1 Error: send HELO/EHLO first");
@@ -775,21 +807,23 @@ smtp_cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 		smtp_error(s, "530 5.7.0 Authentication required");
 		return;
 	}
-	/* SMTPUTF8 among the parameters allows UTF-8 in the path itself */
-	utf8 = cmd->arglen > 0 && smtp_params_has_smtputf8(cmd->arg,
-	    cmd->arglen);
-	if ((rc = smtp_parse_path(cmd->arg, cmd->arglen, utf8, &path,
-	    &used)) != SMTP_PARSE_OK) {
-		smtp_parse_error(s, rc);
+	if ((rc = smtp_parse_args(cmd, 1, &path, &params)) !=
+	    SMTP_PARSE_OK) {
+		smtp_parse_error(s, rc, cmd->verb);
 		return;
 	}
 	if (path.flags & SMTP_PATH_POSTMASTER) {
 		smtp_error(s, "553 5.1.7 Error: sender address needs a domain");
 		return;
 	}
-	if ((rc = smtp_parse_params(cmd->arg + used, cmd->arglen - used,
-	    SMTP_VERB_MAIL, &params)) != SMTP_PARSE_OK) {
-		smtp_parse_error(s, rc);
+	/* we offer 8BITMIME, not BINARYMIME (RFC 3030 3) */
+	if ((params.seen & SMTP_PARAM_BODY) &&
+	    params.body == SMTP_BODY_BINARYMIME) {
+		smtp_error(s, "555 5.5.4 Error: BODY=BINARYMIME not supported");
+		return;
+	}
+	if (params.envidlen >= sizeof(s->envid)) {
+		smtp_error(s, "501 5.5.4 Error: ENVID too long");
 		return;
 	}
 	if (params.size > smtpd_env->conf->limits.message_size) {
@@ -811,20 +845,21 @@ smtp_cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 	smtp_reset(s);
 	strlcpy(s->from, path.addr, sizeof(s->from));
 	s->flags |= SF_MAIL;
-	if (params.smtputf8)
-		s->flags |= SF_SMTPUTF8;
 	s->qflags = 0;
+	if (params.seen & SMTP_PARAM_SMTPUTF8) {
+		s->flags |= SF_SMTPUTF8;
+		s->qflags |= QP_SMTPUTF8;
+	}
 	if (params.body == SMTP_BODY_8BITMIME)
 		s->qflags |= QP_BODY_8BITMIME;
-	else if (params.body == SMTP_BODY_BINARYMIME)
-		s->qflags |= QP_BODY_BINARYMIME;
-	if (params.smtputf8)
-		s->qflags |= QP_SMTPUTF8;
 	if (params.ret == SMTP_RET_FULL)
 		s->qflags |= QP_RET_FULL;
 	else if (params.ret == SMTP_RET_HDRS)
 		s->qflags |= QP_RET_HDRS;
-	strlcpy(s->envid, params.envid, sizeof(s->envid));
+	if (params.envid != NULL) {
+		memcpy(s->envid, params.envid, params.envidlen);
+		s->envid[params.envidlen] = '\0';
+	}
 	smtp_reply(s, "250 2.1.0 Ok");
 }
 
@@ -835,7 +870,6 @@ smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 	struct smtp_params	 params;
 	struct ipc_frame	 f;
 	struct child_peer	*authd;
-	size_t			 used;
 	int			 rc;
 
 	if (!(s->flags & SF_MAIL)) {
@@ -847,18 +881,9 @@ smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 		smtp_error(s, "530 5.7.0 Authentication required");
 		return;
 	}
-	if ((rc = smtp_parse_path(cmd->arg, cmd->arglen,
-	    (s->flags & SF_SMTPUTF8) != 0, &path, &used)) != SMTP_PARSE_OK) {
-		smtp_parse_error(s, rc);
-		return;
-	}
-	if (path.flags & SMTP_PATH_NULL) {
-		smtp_error(s, "501 5.1.3 Error: empty recipient address");
-		return;
-	}
-	if ((rc = smtp_parse_params(cmd->arg + used, cmd->arglen - used,
-	    SMTP_VERB_RCPT, &params)) != SMTP_PARSE_OK) {
-		smtp_parse_error(s, rc);
+	if ((rc = smtp_parse_args(cmd, (s->flags & SF_SMTPUTF8) != 0, &path,
+	    &params)) != SMTP_PARSE_OK) {
+		smtp_parse_error(s, rc, cmd->verb);
 		return;
 	}
 	if (s->nrcpt >= (size_t)smtpd_env->conf->limits.recipients) {
@@ -868,7 +893,14 @@ smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 	free(s->pending_rcpt.addr);
 	free(s->pending_rcpt.orcpt);
 	s->pending_rcpt.addr = xstrdup(path.addr);
-	s->pending_rcpt.orcpt = xstrdup(params.orcpt);
+	if (params.orcpt != NULL) {
+		/* as received: "addr-type;xtext" (RFC 3461 4.2) */
+		if (asprintf(&s->pending_rcpt.orcpt, "%.*s;%.*s",
+		    (int)params.orcpt_typelen, params.orcpt_type,
+		    (int)params.orcptlen, params.orcpt) == -1)
+			fatal("asprintf");
+	} else
+		s->pending_rcpt.orcpt = xstrdup("");
 	s->pending_rcpt.notify = params.notify;
 	if (!(s->flags & SF_AUTH)) {
 		smtp_rcpt_accept(s);
@@ -958,15 +990,9 @@ smtp_cmd_data(struct smtp_session *s, const struct smtp_cmd *cmd)
 static void
 smtp_cmd_bdat(struct smtp_session *s, const struct smtp_cmd *cmd)
 {
-	struct smtp_bdat	 b;
-
-	if (smtp_parse_bdat(cmd->arg, cmd->arglen, &b) != SMTP_PARSE_OK) {
-		/* without a size nothing tells where the chunk ends */
-		smtp_close(s, "501 5.5.4 Syntax: BDAT size [LAST]");
-		return;
-	}
-	s->bdat_left = b.size;
-	s->bdat_last = b.last;
+	s->bdat_left = cmd->chunk;
+	s->bdat_chunk = cmd->chunk;
+	s->bdat_last = cmd->last;
 	s->bdat_discard = 0;
 	/* RFC 3030 3: a refused chunk is still read, and thrown away */
 	if (!(s->flags & SF_MAIL) || s->nrcpt == 0) {
@@ -1074,8 +1100,9 @@ static void
 smtp_cmd_auth(struct smtp_session *s, const struct smtp_cmd *cmd)
 {
 	char		 mech[16], login[AP_MAX_LOGIN], pass[AP_MAX_PASSWORD];
-	const char	*sp, *init = NULL;
-	size_t		 mlen, ilen = 0, n;
+	char		 authz[AP_MAX_LOGIN];
+	const char	*init;
+	size_t		 ilen, n;
 	int		 rc;
 
 	if (!(s->flags & SF_TLS)) {
@@ -1096,28 +1123,24 @@ smtp_cmd_auth(struct smtp_session *s, const struct smtp_cmd *cmd)
 		smtp_error(s, "503 5.5.1 Error: MAIL transaction in progress");
 		return;
 	}
-	sp = memchr(cmd->arg, ' ', cmd->arglen);
-	mlen = sp != NULL ? (size_t)(sp - cmd->arg) : cmd->arglen;
-	if (mlen == 0 || mlen >= sizeof(mech)) {
+	if (cmd->mechlen == 0 || cmd->mechlen >= sizeof(mech)) {
 		smtp_error(s, "501 5.5.4 Syntax: AUTH mechanism");
 		return;
 	}
-	memcpy(mech, cmd->arg, mlen);
-	mech[mlen] = '\0';
-	if (sp != NULL) {
-		init = sp + 1;
-		ilen = cmd->arglen - mlen - 1;
-	}
+	memcpy(mech, cmd->mech, cmd->mechlen);
+	mech[cmd->mechlen] = '\0';
+	init = cmd->resp;
+	ilen = cmd->resplen;
 	if (strcasecmp(mech, "PLAIN") == 0) {
 		if (init == NULL) {
 			smtp_reply(s, "334 ");
 			smtp_enter_state(s, S_AUTH_PLAIN);
 			return;
 		}
-		rc = smtp_auth_plain(init, ilen, login, sizeof(login), pass,
-		    sizeof(pass));
+		rc = smtp_auth_plain(init, ilen, authz, sizeof(authz), login,
+		    sizeof(login), pass, sizeof(pass));
 		if (rc != SMTP_PARSE_OK) {
-			smtp_parse_error(s, rc);
+			smtp_parse_error(s, rc, cmd->verb);
 			return;
 		}
 		smtp_auth_send(s, login, pass);
@@ -1130,7 +1153,7 @@ smtp_cmd_auth(struct smtp_session *s, const struct smtp_cmd *cmd)
 			    sizeof(s->auth_login), &n);
 			if (rc != SMTP_PARSE_OK || n == 0) {
 				smtp_parse_error(s, rc != SMTP_PARSE_OK ? rc :
-				    SMTP_PARSE_ERR_AUTH);
+				    SMTP_ERR_AUTH_SYNTAX, SMTP_CMD_AUTH);
 				return;
 			}
 			smtp_reply(s, "334 UGFzc3dvcmQ6");	/* Password: */
@@ -1148,7 +1171,7 @@ smtp_cmd_auth(struct smtp_session *s, const struct smtp_cmd *cmd)
 static void
 smtp_auth_line(struct smtp_session *s, char *line, size_t len)
 {
-	char	 login[AP_MAX_LOGIN], pass[AP_MAX_PASSWORD];
+	char	 login[AP_MAX_LOGIN], pass[AP_MAX_PASSWORD], authz[AP_MAX_LOGIN];
 	size_t	 n;
 	int	 rc;
 
@@ -1157,7 +1180,7 @@ smtp_auth_line(struct smtp_session *s, char *line, size_t len)
 		smtp_error(s, "501 5.7.0 Authentication aborted");
 		return;
 	}
-	if (len > SMTP_CMD_MAX) {
+	if (len > SMTP_AUTH_LINE_MAX) {
 		smtp_enter_state(s, S_CMD);
 		smtp_error(s, "500 5.5.6 Line too long");
 		return;
@@ -1165,10 +1188,10 @@ smtp_auth_line(struct smtp_session *s, char *line, size_t len)
 	switch (s->state) {
 	case S_AUTH_PLAIN:
 		smtp_enter_state(s, S_CMD);
-		rc = smtp_auth_plain(line, len, login, sizeof(login), pass,
-		    sizeof(pass));
+		rc = smtp_auth_plain(line, len, authz, sizeof(authz), login,
+		    sizeof(login), pass, sizeof(pass));
 		if (rc != SMTP_PARSE_OK) {
-			smtp_parse_error(s, rc);
+			smtp_parse_error(s, rc, SMTP_CMD_AUTH);
 			return;
 		}
 		smtp_auth_send(s, login, pass);
@@ -1180,7 +1203,7 @@ smtp_auth_line(struct smtp_session *s, char *line, size_t len)
 		if (rc != SMTP_PARSE_OK || n == 0) {
 			smtp_enter_state(s, S_CMD);
 			smtp_parse_error(s, rc != SMTP_PARSE_OK ? rc :
-			    SMTP_PARSE_ERR_AUTH);
+			    SMTP_ERR_AUTH_SYNTAX, SMTP_CMD_AUTH);
 			return;
 		}
 		smtp_reply(s, "334 UGFzc3dvcmQ6");
@@ -1192,7 +1215,7 @@ smtp_auth_line(struct smtp_session *s, char *line, size_t len)
 		if (rc != SMTP_PARSE_OK || n == 0) {
 			sodium_memzero(pass, sizeof(pass));
 			smtp_parse_error(s, rc != SMTP_PARSE_OK ? rc :
-			    SMTP_PARSE_ERR_AUTH);
+			    SMTP_ERR_AUTH_SYNTAX, SMTP_CMD_AUTH);
 			return;
 		}
 		smtp_auth_send(s, s->auth_login, pass);
@@ -1658,7 +1681,7 @@ smtp_bdat_bytes(struct smtp_session *s)
 		return;
 	}
 	smtp_reply(s, "250 2.0.0 %llu octets received",
-	    (unsigned long long)s->size);
+	    (unsigned long long)s->bdat_chunk);
 	smtp_enter_state(s, S_CMD);
 }
 

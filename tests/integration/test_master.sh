@@ -64,7 +64,7 @@ ok "queued connected to the embedded redis through its group"
 
 # smtpd answers on both address families through the passed sockets
 g=$(smtp_greeting "$port") || fail "no greeting on 127.0.0.1"
-case $g in 421\ 4.3.2*) ;; *) fail "greeting: $g" ;; esac
+case $g in "220 mail.test.example ESMTP"*) ;; *) fail "greeting: $g" ;; esac
 g=$(smtp_greeting "$port" ::1) || fail "no greeting on ::1"
 ok "smtpd answers on 127.0.0.1 and ::1: $g"
 
