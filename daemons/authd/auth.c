@@ -52,6 +52,7 @@ struct auth_req {
 	int			 good_login;	/* could be a stored login */
 	struct throttle_block	 block;
 	struct auth_user	 user;
+	int			 judging;	/* past the block check */
 };
 TAILQ_HEAD(auth_reqs, auth_req);
 
@@ -63,6 +64,8 @@ static void	rate_request(struct child_peer *, struct ipc_msg *);
 static struct auth_req *auth_new(struct child_peer *, enum auth_kind,
 		    uint64_t);
 static void	auth_free(struct auth_req *);
+static void	auth_inflight(const struct auth_req *,
+		    struct throttle_block *);
 static void	auth_lookup_done(void *, int);
 static void	auth_decide(struct auth_req *);
 static void	auth_verified(void *, int);
@@ -213,6 +216,22 @@ auth_lookup_done(void *arg, int rc)
 	auth_decide(r);
 }
 
+/* auth_inflight - add the attempts being judged now to the counts */
+static void
+auth_inflight(const struct auth_req *r, struct throttle_block *b)
+{
+	const struct auth_req	*o;
+
+	TAILQ_FOREACH(o, &reqs, entry) {
+		if (o == r || !o->judging || o->kind != r->kind)
+			continue;
+		if (strcmp(o->client, r->client) == 0)
+			b->ip_count++;
+		if (strcmp(o->login, r->login) == 0)
+			b->login_count++;
+	}
+}
+
 /* auth_decide - blocked, vouched for by the cache, or to be verified */
 static void
 auth_decide(struct auth_req *r)
@@ -222,11 +241,19 @@ auth_decide(struct auth_req *r)
 	uint32_t		 retry;
 	int			 usable;
 
+	/*
+	 * A failure is counted in Redis only once its hash is done, so
+	 * the attempts already being judged here count too: many at once
+	 * for one login or from one address cannot all slip past the
+	 * check before the first failure lands.
+	 */
+	auth_inflight(r, &r->block);
 	if (throttle_blocked(&r->block, &retry)) {
 		auth_log(r, "blocked");
 		auth_answer(r, AP_BLOCKED, retry, NULL);
 		return;
 	}
+	r->judging = 1;
 	usable = r->good_login && u->found && u->enabled &&
 	    u->hash[0] != '\0';
 	if (usable && cache_lookup(r->mac, r->login, u->gen, u->hash)) {

@@ -53,7 +53,9 @@ static const char fail_lua[] =
 /*
  * rate: KEYS user hash, msgs this hour, msgs last hour, rcpts this
  * hour, rcpts last hour; ARGV now (seconds), messages, recipients,
- * default messages per hour, default recipients per hour.
+ * default messages per hour, default recipients per hour.  A stored
+ * limit that is no whole number from 1 to 2^32-1 counts as absent,
+ * as authd's own reading of the user has it.
  *
  * The count of the last sixty minutes is estimated as this hour's
  * count plus the previous hour's weighted by the part of it still
@@ -71,8 +73,13 @@ static const char rate_lua[] =
 "local own = redis.call('HMGET', KEYS[1], 'messages_per_hour',\n"
 "    'recipients_per_hour')\n"
 "local want = { tonumber(ARGV[2]), tonumber(ARGV[3]) }\n"
-"local limit = { tonumber(own[1]) or tonumber(ARGV[4]),\n"
-"    tonumber(own[2]) or tonumber(ARGV[5]) }\n"
+"local function lim(v, d)\n"
+"  v = tonumber(v)\n"
+"  if not v or v ~= v or v < 1 or v > 4294967295 or v ~= math.floor(v)\n"
+"  then return tonumber(d) end\n"
+"  return v\n"
+"end\n"
+"local limit = { lim(own[1], ARGV[4]), lim(own[2], ARGV[5]) }\n"
 "local retry = 0\n"
 "for i = 1, 2 do\n"
 "  local cur = tonumber(redis.call('GET', KEYS[2 * i]) or '0') or 0\n"

@@ -825,6 +825,26 @@ def test_many_at_once():
         (time.monotonic() - t0) * 1000))
 
 
+@test
+def test_parallel_guesses_are_throttled():
+    # many wrong guesses at once must not all slip past the check before
+    # the first failure is counted
+    e = mkenv("parallel", auth_failures=3)
+    e.add_user("alice", "pw")
+    a = e.a
+    t0 = time.monotonic()
+    ids = [a.send_raw(H.T.AUTH_REQ, pstr("alice") + pstr("guess%d" % i) +
+                      pstr("10.8.0.%d" % i)) for i in range(12)]
+    res = [AuthRes(a.wait_answer(r, t0, timeout=30)[0], 0).result
+           for r in ids]
+    nfail = res.count(AP_FAIL)
+    check(nfail <= 3, "%d guesses judged with auth_failures = 3: %r",
+          nfail, res)
+    check(all(x in (AP_FAIL, AP_BLOCKED) for x in res), "results %r", res)
+    print("    12 parallel guesses: %d judged, %d blocked" % (
+        nfail, res.count(AP_BLOCKED)))
+
+
 # ---------------------------------------------------------------------------
 # runner
 
