@@ -46,6 +46,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "queue_proto.h"
+#include "smtp_fsm.h"
 #include "smtp_parse.h"
 #include "smtpd.h"
 #include "xmalloc.h"
@@ -145,10 +146,13 @@ struct smtp_session {
 	int				 qfd;
 	uint64_t			 size;
 	int				 bad;
+	int				 data_crlf;	/* last line ended in CRLF */
+	int				 data_cr;	/* last byte dropped was CR */
 	int				 bdat_cr;	/* last byte was a CR */
 	size_t				 bdat_linelen;
 	uint64_t			 bdat_left;
 	uint64_t			 bdat_chunk;
+	struct smtp_verdict		 bdat_verdict;	/* for a refused chunk */
 	int				 bdat_last;
 	int				 bdat_discard;
 	int				 bdat_pending;	/* chunk waits for OPENED */
@@ -187,6 +191,7 @@ static void	smtp_command(struct smtp_session *, char *, size_t);
 static void	smtp_reset(struct smtp_session *);
 static void	smtp_set_timeout(struct smtp_session *, uint32_t);
 static void	smtp_parse_error(struct smtp_session *, int, enum smtp_verb);
+static void	smtp_fsm_of(const struct smtp_session *, struct smtp_fsm *);
 
 static void	smtp_cmd_ehlo(struct smtp_session *, const struct smtp_cmd *);
 static void	smtp_cmd_helo(struct smtp_session *, const struct smtp_cmd *);
@@ -214,9 +219,10 @@ static void	smtp_received(struct smtp_session *);
 static void	smtp_stage(struct smtp_session *, const void *, size_t);
 static void	smtp_stage_flush(struct smtp_session *);
 static void	smtp_data_line(struct smtp_session *, const char *, size_t);
+static void	smtp_data_drop(struct smtp_session *, size_t, int);
+static int	smtp_input_byte(struct smtp_session *, size_t);
 static void	smtp_bdat_bytes(struct smtp_session *);
 static void	smtp_body_end(struct smtp_session *);
-static int	smtp_may_relay(struct smtp_session *);
 static int	smtp_trusted(const struct conf_listen *,
 		    const struct sockaddr_storage *);
 static int	smtp_same_host(const struct sockaddr_storage *,
@@ -502,6 +508,7 @@ static void
 smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 {
 	struct smtp_session	*s = arg;
+	struct bufferevent	*u;
 	SSL			*ssl;
 	const SSL_CIPHER	*c;
 
@@ -519,6 +526,25 @@ smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 		if (s->listen->tls == CONF_TLS_IMPLICIT)
 			smtp_reply(s, "220 %s ESMTP sluice",
 			    smtpd_env->conf->hostname);
+		/*
+		 * A client may send its first command in the same packet
+		 * as its Finished (curl and msmtp do after STARTTLS).
+		 * libevent may then have decrypted it before telling us
+		 * of the handshake, when our read callback still saw
+		 * S_TLS and left it; or it may still sit undecrypted in
+		 * the socket bufferevent below, where the filter does not
+		 * look again unless more arrives.  Have both read on the
+		 * next turn of the loop.
+		 */
+		if (evbuffer_get_length(bufferevent_get_input(bev)) > 0)
+			bufferevent_trigger(bev, EV_READ,
+			    BEV_TRIG_IGNORE_WATERMARKS |
+			    BEV_TRIG_DEFER_CALLBACKS);
+		if ((u = bufferevent_get_underlying(bev)) != NULL &&
+		    evbuffer_get_length(bufferevent_get_input(u)) > 0)
+			bufferevent_trigger(u, EV_READ,
+			    BEV_TRIG_IGNORE_WATERMARKS |
+			    BEV_TRIG_DEFER_CALLBACKS);
 		return;
 	}
 	if (what & BEV_EVENT_TIMEOUT) {
@@ -613,23 +639,26 @@ smtp_process(struct smtp_session *s)
 			p = evbuffer_search(in, "\n", 1, NULL);
 			if (p.pos == -1) {
 				n = evbuffer_get_length(in);
-				/* an endless line: keep its start, drop the rest */
+				/* an endless line: drop it as it comes */
 				if (n > SMTP_TEXT_LINE_MAX + 1) {
 					s->bad |= BAD_LONGLINE;
-					evbuffer_drain(in, n);
+					smtp_data_drop(s, n, 0);
 					s->flags |= SF_SKIPLINE;
 				}
 				return;
 			}
 			n = (size_t)p.pos + 1;
 			if (s->flags & SF_SKIPLINE) {
-				evbuffer_drain(in, n);
+				smtp_data_drop(s, n, 1);
 				s->flags &= ~SF_SKIPLINE;
 				continue;
 			}
-			if (n > SMTP_TEXT_LINE_MAX + 1) {
+			/* 1000 octets with the CRLF, a doubled dot not counted */
+			if (n > SMTP_TEXT_LINE_MAX + 1 ||
+			    (n == SMTP_TEXT_LINE_MAX + 1 &&
+			    smtp_input_byte(s, 0) != '.')) {
 				s->bad |= BAD_LONGLINE;
-				evbuffer_drain(in, n);
+				smtp_data_drop(s, n, 1);
 				continue;
 			}
 			evbuffer_remove(in, line, n);
@@ -663,13 +692,44 @@ smtp_parse_error(struct smtp_session *s, int err, enum smtp_verb verb)
 	smtp_error(s, "%d %s %s", code, status, text);
 }
 
+/*
+ * smtp_fsm_of - the session as lib/smtp_fsm sees it, so that the
+ * rules on which command may come when live in one place, pure and
+ * tested there
+ */
+static void
+smtp_fsm_of(const struct smtp_session *s, struct smtp_fsm *f)
+{
+	const struct conf_listen	*l = s->listen;
+
+	smtp_fsm_init(f, l->tls == CONF_TLS_STARTTLS ? SMTP_FSM_TLS_STARTTLS :
+	    l->tls == CONF_TLS_IMPLICIT ? SMTP_FSM_TLS_IMPLICIT :
+	    SMTP_FSM_TLS_NONE, l->auth == CONF_AUTH_REQUIRED,
+	    (s->flags & SF_TRUSTED) != 0, smtpd_tls_ctx != NULL,
+	    (size_t)smtpd_env->conf->limits.recipients);
+	f->flags = 0;
+	if (s->flags & (SF_EHLO | SF_HELO))
+		f->flags |= SMTP_FSM_GREETED;
+	if (s->flags & SF_TLS)
+		f->flags |= SMTP_FSM_TLS;
+	if (s->flags & SF_AUTH)
+		f->flags |= SMTP_FSM_AUTH;
+	if (s->flags & SF_MAIL)
+		f->flags |= SMTP_FSM_MAIL;
+	if (s->flags & SF_BDAT)
+		f->flags |= SMTP_FSM_BDAT;
+	f->nrcpt = s->nrcpt;
+}
+
 /* smtp_command - one command line, through the table */
 static void
 smtp_command(struct smtp_session *s, char *line, size_t len)
 {
-	struct smtp_cmd	 cmd;
-	size_t		 i;
-	int		 rc;
+	struct smtp_cmd		 cmd;
+	struct smtp_fsm		 fsm;
+	struct smtp_verdict	 v;
+	size_t			 i;
+	int			 rc;
 
 	if (len > SMTP_CMDLINE_MAX) {
 		smtp_error(s, "500 5.5.2 Line too long");
@@ -688,6 +748,23 @@ smtp_command(struct smtp_session *s, char *line, size_t len)
 		log_printable(pl, sizeof(pl), line, len);
 		log_debug("%016llx smtp command %s", (unsigned long long)s->id,
 		    pl);
+	}
+	smtp_fsm_of(s, &fsm);
+	if (smtp_fsm_check(&fsm, cmd.verb, &v) == -1) {
+		/* RFC 3030 3: a refused chunk is still read, then refused */
+		if (cmd.verb == SMTP_CMD_BDAT) {
+			s->bdat_left = cmd.chunk;
+			s->bdat_chunk = cmd.chunk;
+			s->bdat_last = cmd.last;
+			s->bdat_discard = 1;
+			s->bdat_verdict = v;
+			smtp_enter_state(s, S_BDAT);
+			smtp_set_timeout(s, smtpd_env->conf->timeouts.
+			    data_block);
+			return;
+		}
+		smtp_error(s, "%d %s %s", v.code, v.status, v.text);
+		return;
 	}
 	for (i = 0; i < sizeof(smtp_cmds) / sizeof(smtp_cmds[0]); i++)
 		if (smtp_cmds[i].verb == cmd.verb) {
@@ -775,13 +852,6 @@ smtp_cmd_helo(struct smtp_session *s, const struct smtp_cmd *cmd)
 	smtp_reply(s, "250 %s", smtpd_env->conf->hostname);
 }
 
-/* smtp_may_relay - AUTH, or a trusted network on this listener */
-static int
-smtp_may_relay(struct smtp_session *s)
-{
-	return (s->flags & (SF_AUTH | SF_TRUSTED)) != 0;
-}
-
 static void
 smtp_cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 {
@@ -789,24 +859,7 @@ smtp_cmd_mail(struct smtp_session *s, const struct smtp_cmd *cmd)
 	struct smtp_params	 params;
 	int			 rc;
 
-	if (!(s->flags & (SF_EHLO | SF_HELO))) {
-		smtp_error(s, "503 5.5.1 Error: send HELO/EHLO first");
-		return;
-	}
-	if (s->flags & SF_MAIL) {
-		smtp_error(s, "503 5.5.1 Error: nested MAIL command");
-		return;
-	}
-	if (s->listen->tls == CONF_TLS_STARTTLS && !(s->flags & SF_TLS) &&
-	    s->listen->auth == CONF_AUTH_REQUIRED) {
-		smtp_error(s, "530 5.7.0 Must issue a STARTTLS command first");
-		return;
-	}
-	if (s->listen->auth == CONF_AUTH_REQUIRED && !(s->flags & SF_AUTH) &&
-	    !(s->flags & SF_TRUSTED)) {
-		smtp_error(s, "530 5.7.0 Authentication required");
-		return;
-	}
+	/* the order of commands was checked by smtp_fsm in smtp_command */
 	if ((rc = smtp_parse_args(cmd, 1, &path, &params)) !=
 	    SMTP_PARSE_OK) {
 		smtp_parse_error(s, rc, cmd->verb);
@@ -872,22 +925,9 @@ smtp_cmd_rcpt(struct smtp_session *s, const struct smtp_cmd *cmd)
 	struct child_peer	*authd;
 	int			 rc;
 
-	if (!(s->flags & SF_MAIL)) {
-		smtp_error(s, "503 5.5.1 Error: need MAIL command");
-		return;
-	}
-	/* never an open relay: no AUTH and no trusted network, no RCPT */
-	if (!smtp_may_relay(s)) {
-		smtp_error(s, "530 5.7.0 Authentication required");
-		return;
-	}
 	if ((rc = smtp_parse_args(cmd, (s->flags & SF_SMTPUTF8) != 0, &path,
 	    &params)) != SMTP_PARSE_OK) {
 		smtp_parse_error(s, rc, cmd->verb);
-		return;
-	}
-	if (s->nrcpt >= (size_t)smtpd_env->conf->limits.recipients) {
-		smtp_error(s, "452 4.5.3 Error: too many recipients");
 		return;
 	}
 	free(s->pending_rcpt.addr);
@@ -968,18 +1008,6 @@ smtp_cmd_data(struct smtp_session *s, const struct smtp_cmd *cmd)
 		smtp_error(s, "501 5.5.4 Syntax: DATA");
 		return;
 	}
-	if (!(s->flags & SF_MAIL)) {
-		smtp_error(s, "503 5.5.1 Error: need MAIL command");
-		return;
-	}
-	if (s->nrcpt == 0) {
-		smtp_error(s, "554 5.5.1 Error: no valid recipients");
-		return;
-	}
-	if (s->flags & SF_BDAT) {
-		smtp_error(s, "503 5.5.1 Error: DATA after BDAT");
-		return;
-	}
 	if (s->qflags & QP_BODY_BINARYMIME) {
 		smtp_error(s, "503 5.5.1 Error: BINARYMIME needs BDAT");
 		return;
@@ -994,12 +1022,6 @@ smtp_cmd_bdat(struct smtp_session *s, const struct smtp_cmd *cmd)
 	s->bdat_chunk = cmd->chunk;
 	s->bdat_last = cmd->last;
 	s->bdat_discard = 0;
-	/* RFC 3030 3: a refused chunk is still read, and thrown away */
-	if (!(s->flags & SF_MAIL) || s->nrcpt == 0) {
-		s->bdat_discard = 1;
-		smtp_enter_state(s, S_BDAT);
-		return;
-	}
 	s->flags |= SF_BDAT;
 	if (!s->txn_open) {
 		s->bdat_pending = 1;
@@ -1007,6 +1029,7 @@ smtp_cmd_bdat(struct smtp_session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	smtp_enter_state(s, S_BDAT);
+	smtp_set_timeout(s, smtpd_env->conf->timeouts.data_block);
 }
 
 static void
@@ -1039,6 +1062,7 @@ smtp_cmd_vrfy(struct smtp_session *s, const struct smtp_cmd *cmd)
 static void
 smtp_cmd_expn(struct smtp_session *s, const struct smtp_cmd *cmd)
 {
+	/* smtp_fsm refuses it before we get here */
 	smtp_error(s, "502 5.5.1 Error: EXPN not supported");
 }
 
@@ -1061,11 +1085,6 @@ smtp_cmd_starttls(struct smtp_session *s, const struct smtp_cmd *cmd)
 	struct evbuffer		*in;
 	SSL			*ssl;
 
-	if (s->flags & SF_TLS || s->listen->tls != CONF_TLS_STARTTLS ||
-	    smtpd_tls_ctx == NULL) {
-		smtp_error(s, "502 5.5.1 Error: STARTTLS not available");
-		return;
-	}
 	if (cmd->arglen != 0) {
 		smtp_error(s, "501 5.5.4 Syntax: STARTTLS");
 		return;
@@ -1105,24 +1124,6 @@ smtp_cmd_auth(struct smtp_session *s, const struct smtp_cmd *cmd)
 	size_t		 ilen, n;
 	int		 rc;
 
-	if (!(s->flags & SF_TLS)) {
-		/* RFC 4954 4: AUTH PLAIN in the clear gives the password away */
-		smtp_error(s, "538 5.7.11 Encryption required for requested "
-		    "authentication mechanism");
-		return;
-	}
-	if (!(s->flags & (SF_EHLO | SF_HELO))) {
-		smtp_error(s, "503 5.5.1 Error: send HELO/EHLO first");
-		return;
-	}
-	if (s->flags & SF_AUTH) {
-		smtp_error(s, "503 5.5.1 Error: already authenticated");
-		return;
-	}
-	if (s->flags & SF_MAIL) {
-		smtp_error(s, "503 5.5.1 Error: MAIL transaction in progress");
-		return;
-	}
 	if (cmd->mechlen == 0 || cmd->mechlen >= sizeof(mech)) {
 		smtp_error(s, "501 5.5.4 Syntax: AUTH mechanism");
 		return;
@@ -1465,6 +1466,9 @@ smtp_session_queue_msg(uint64_t reqid, struct ipc_msg *m)
 			smtp_enter_state(s, S_BDAT);
 		} else {
 			smtp_reply(s, "354 End data with <CR><LF>.<CR><LF>");
+			/* the CRLF of the DATA line comes before the first */
+			s->data_crlf = 1;
+			s->data_cr = 0;
 			smtp_enter_state(s, S_DATA);
 			smtp_set_timeout(s, smtpd_env->conf->timeouts.
 			    data_block);
@@ -1599,25 +1603,61 @@ smtp_stage_flush(struct smtp_session *s)
 	s->stagelen = 0;
 }
 
+/* smtp_input_byte - the octet at off in the session's input, or -1 */
+static int
+smtp_input_byte(struct smtp_session *s, size_t off)
+{
+	struct evbuffer		*in = bufferevent_get_input(s->bev);
+	struct evbuffer_ptr	 p;
+	unsigned char		 c;
+
+	if (evbuffer_ptr_set(in, &p, off, EVBUFFER_PTR_SET) == -1 ||
+	    evbuffer_copyout_from(in, &p, &c, 1) != 1)
+		return -1;
+	return c;
+}
+
+/*
+ * smtp_data_drop - throw away n octets of an overlong DATA line,
+ * remembering how the line ended (eol: the last octet is its LF)
+ */
+static void
+smtp_data_drop(struct smtp_session *s, size_t n, int eol)
+{
+	int	 c = n >= 2 ? smtp_input_byte(s, n - 2) : -1;
+
+	if (eol) {
+		s->data_crlf = n >= 2 ? c == '\r' : s->data_cr;
+		s->data_cr = 0;
+	} else
+		s->data_cr = smtp_input_byte(s, n - 1) == '\r';
+	evbuffer_drain(bufferevent_get_input(s->bev), n);
+}
+
 /*
  * smtp_data_line - one line of DATA with its LF: end of data only at
- * <CRLF>.<CRLF>; a bare LF or CR anywhere fails the message (SMTP
- * smuggling: another server might see the end where we do not)
+ * <CRLF>.<CRLF>, the dot line after a line that ended in CRLF too; a
+ * bare LF or CR anywhere fails the message (SMTP smuggling: another
+ * server might see the end where we do not, so we must not see it
+ * where they do not: "<LF>.<CRLF>" is no end either)
  */
 static void
 smtp_data_line(struct smtp_session *s, const char *line, size_t n)
 {
 	size_t	 body = n;
+	int	 after_crlf = s->data_crlf;
 
-	if (n >= 2 && line[n - 2] == '\r')
+	if (n >= 2 && line[n - 2] == '\r') {
 		body = n - 2;
-	else {
+		s->data_crlf = 1;
+	} else {
 		s->bad |= BAD_BARELF;
 		body = n - 1;
+		s->data_crlf = 0;
 	}
 	if (memchr(line, '\r', body) != NULL)
 		s->bad |= BAD_BARECR;
-	if (body == 1 && line[0] == '.' && n == 3) {
+	if (body == 1 && line[0] == '.' && n == 3 && after_crlf) {
 		smtp_body_end(s);
 		return;
 	}
@@ -1666,10 +1706,11 @@ smtp_bdat_bytes(struct smtp_session *s)
 	if (s->bdat_discard) {
 		s->bdat_discard = 0;
 		smtp_enter_state(s, S_CMD);
-		if (!(s->flags & SF_MAIL))
-			smtp_error(s, "503 5.5.1 Error: need MAIL command");
-		else if (s->nrcpt == 0)
-			smtp_error(s, "554 5.5.1 Error: no valid recipients");
+		smtp_set_timeout(s, smtpd_env->conf->timeouts.command);
+		if (s->bdat_verdict.code != 0)
+			smtp_error(s, "%d %s %s", s->bdat_verdict.code,
+			    s->bdat_verdict.status, s->bdat_verdict.text);
+		memset(&s->bdat_verdict, 0, sizeof(s->bdat_verdict));
 		if (s->bdat_last)
 			smtp_reset(s);
 		return;
@@ -1683,6 +1724,7 @@ smtp_bdat_bytes(struct smtp_session *s)
 	smtp_reply(s, "250 2.0.0 %llu octets received",
 	    (unsigned long long)s->bdat_chunk);
 	smtp_enter_state(s, S_CMD);
+	smtp_set_timeout(s, smtpd_env->conf->timeouts.command);
 }
 
 /* smtp_body_end - the end of the message: commit it, or say why not */
@@ -1723,6 +1765,8 @@ smtp_body_end(struct smtp_session *s)
 		smtp_reset(s);
 		return;
 	}
+	/* the client waits for us now: timeouts.data_end, not command */
 	s->wait = W_COMMIT;
 	smtp_enter_state(s, S_WAIT);
+	smtp_set_timeout(s, smtpd_env->conf->timeouts.data_end);
 }
