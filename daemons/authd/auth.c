@@ -53,6 +53,7 @@ struct auth_req {
 	struct throttle_block	 block;
 	struct auth_user	 user;
 	int			 judging;	/* past the block check */
+	int			 parked;	/* waits for others' verdicts */
 };
 TAILQ_HEAD(auth_reqs, auth_req);
 
@@ -64,8 +65,8 @@ static void	rate_request(struct child_peer *, struct ipc_msg *);
 static struct auth_req *auth_new(struct child_peer *, enum auth_kind,
 		    uint64_t);
 static void	auth_free(struct auth_req *);
-static void	auth_inflight(const struct auth_req *,
-		    struct throttle_block *);
+static int	auth_must_wait(const struct auth_req *);
+static void	auth_unpark(void);
 static void	auth_lookup_done(void *, int);
 static void	auth_decide(struct auth_req *);
 static void	auth_verified(void *, int);
@@ -126,10 +127,14 @@ auth_new(struct child_peer *p, enum auth_kind kind, uint64_t reqid)
 static void
 auth_free(struct auth_req *r)
 {
+	int	 judged = r->judging;
+
 	TAILQ_REMOVE(&reqs, r, entry);
 	nreqs--;
 	sodium_memzero(r, sizeof(*r));
 	free(r);
+	if (judged)
+		auth_unpark();
 }
 
 /*
@@ -216,19 +221,48 @@ auth_lookup_done(void *arg, int rc)
 	auth_decide(r);
 }
 
-/* auth_inflight - add the attempts being judged now to the counts */
-static void
-auth_inflight(const struct auth_req *r, struct throttle_block *b)
+/*
+ * auth_must_wait - could the attempts now being judged for this login
+ * or from this address, all failing, reach limits.auth_failures?
+ */
+static int
+auth_must_wait(const struct auth_req *r)
 {
 	const struct auth_req	*o;
+	long long		 limit = authd.env->conf->limits.auth_failures;
+	long long		 nip = 0, nlogin = 0;
 
 	TAILQ_FOREACH(o, &reqs, entry) {
 		if (o == r || !o->judging || o->kind != r->kind)
 			continue;
 		if (strcmp(o->client, r->client) == 0)
-			b->ip_count++;
+			nip++;
 		if (strcmp(o->login, r->login) == 0)
-			b->login_count++;
+			nlogin++;
+	}
+	return (nip > 0 && r->block.ip_count + nip >= limit) ||
+	    (nlogin > 0 && r->block.login_count + nlogin >= limit);
+}
+
+/* auth_unpark - a judgement is done: the waiting look at the counters again */
+static void
+auth_unpark(void)
+{
+	struct auth_req	*r;
+
+	TAILQ_FOREACH(r, &reqs, entry) {
+		if (!r->parked)
+			continue;
+		r->parked = 0;
+		if (throttle_check(r->client, r->login, &r->block,
+		    auth_lookup_done, r) == 0)
+			r->pending++;
+		else {
+			r->lookup_failed = 1;
+			r->pending++;
+			auth_lookup_done(r, -1);
+			return;		/* the list may have changed */
+		}
 	}
 }
 
@@ -241,16 +275,20 @@ auth_decide(struct auth_req *r)
 	uint32_t		 retry;
 	int			 usable;
 
-	/*
-	 * A failure is counted in Redis only once its hash is done, so
-	 * the attempts already being judged here count too: many at once
-	 * for one login or from one address cannot all slip past the
-	 * check before the first failure lands.
-	 */
-	auth_inflight(r, &r->block);
 	if (throttle_blocked(&r->block, &retry)) {
 		auth_log(r, "blocked");
 		auth_answer(r, AP_BLOCKED, retry, NULL);
+		return;
+	}
+	/*
+	 * A failure reaches Redis only once its hash is done.  While the
+	 * attempts being judged could use up what is left of the allowance,
+	 * this one waits for them and looks again: a burst of guesses is
+	 * judged a few at a time and the rest find the block, while a
+	 * burst of right passwords finds the cache filled by the first.
+	 */
+	if (auth_must_wait(r)) {
+		r->parked = 1;
 		return;
 	}
 	r->judging = 1;

@@ -845,6 +845,21 @@ def test_parallel_guesses_are_throttled():
         nfail, res.count(AP_BLOCKED)))
 
 
+@test
+def test_parallel_right_passwords_pass():
+    # an application opening many sessions at once on a cold cache: the
+    # right password must not be taken for a guess
+    e = mkenv("rightburst", auth_failures=3)
+    e.add_user("alice", "pw")
+    a = e.a
+    t0 = time.monotonic()
+    ids = [a.send_raw(H.T.AUTH_REQ, pstr("alice") + pstr("pw") +
+                      pstr("10.7.0.1")) for i in range(12)]
+    res = [AuthRes(a.wait_answer(r, t0, timeout=30)[0], 0).result
+           for r in ids]
+    eq(res, [AP_OK] * 12, "12 parallel right passwords")
+
+
 # ---------------------------------------------------------------------------
 # runner
 
