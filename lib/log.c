@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <paths.h>
 #include <syslog.h>
 #include <time.h>
 #include <unistd.h>
@@ -23,6 +24,13 @@ void
 log_init(const char *name, int flags)
 {
 	log_setname(name);
+	/*
+	 * With no syslog socket at all (a container, a test machine) the
+	 * C library would try to connect again for every line; when the
+	 * lines go to stderr anyway, leave syslog out.
+	 */
+	if ((flags & LOG_F_STDERR) && access(_PATH_LOG, F_OK) == -1)
+		flags |= LOG_F_NOSYSLOG;
 	log_flags = flags;
 	if (!(flags & LOG_F_NOSYSLOG)) {
 		/*

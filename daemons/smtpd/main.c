@@ -180,6 +180,8 @@ smtpd_tls_load(int fd, char *err, size_t errlen)
 	    SSL_OP_CIPHER_SERVER_PREFERENCE);
 	SSL_CTX_set_session_id_context(ctx, (const unsigned char *)"sluice",
 	    6);
+	/* one resumption ticket is enough for a client that comes back */
+	SSL_CTX_set_num_tickets(ctx, 1);
 	SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
 	if ((x = PEM_read_bio_X509(bio, NULL, NULL, NULL)) == NULL ||
 	    SSL_CTX_use_certificate(ctx, x) != 1)
