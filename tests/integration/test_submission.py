@@ -1194,6 +1194,27 @@ def test_auth_failures_and_block():
 
 
 @test
+def test_reload_keeps_sessions():
+    # SIGHUP re-reads the configuration and the certificate; a session
+    # in the middle of its TLS conversation goes on as if nothing happened
+    s = submission("alice")
+    before = SRV.log().count("configuration")
+    os.kill(SRV.proc.pid, signal.SIGHUP)
+    deadline = time.monotonic() + 15 * SLOW
+    while SRV.log().count("configuration") == before:
+        check(time.monotonic() < deadline, "no reload in the log")
+        time.sleep(0.1)
+    time.sleep(0.5)
+    qid = sendmail_id(s, "alice@example.org", ["rcpt@example.net"],
+                      message("after reload"))
+    s.quit()
+    eq(len(qid), 26, "queued after the reload")
+    # and a new session gets the (re)loaded certificate
+    s = submission("alice")
+    s.quit()
+
+
+@test
 def test_no_process_lost():
     """Nothing above crashed a process (sluiced would have restarted it
     quietly) or tripped a sanitizer."""
