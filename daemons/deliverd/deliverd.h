@@ -1,0 +1,98 @@
+/*
+ * deliverd.h - what the files of deliverd share
+ *
+ * main.c receives jobs from queued (DLV_RCPT..., DLV_JOB) and answers
+ * them (DLV_RESULT per recipient, DLV_DONE); it owns every struct
+ * dlv_job.  smtp_client.c runs one SMTP client session per smarthost
+ * job on the event loop; the job owns its session, and the session
+ * ends the job with dlv_job_end() when its connection is closed.
+ * tls.c holds the client TLS contexts, made before the sandbox.
+ */
+#ifndef SLUICE_DELIVERD_H
+#define SLUICE_DELIVERD_H
+
+#include <sys/queue.h>
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include <openssl/ssl.h>
+
+#include "conf.h"
+#include "msgid.h"
+#include "queue_proto.h"
+
+/* jobs in progress at once in one worker; more are deferred at once */
+#define DLV_MAX_JOBS		1024
+
+/* bounds of an enhanced status code as text ("4.7.10") */
+#define DLV_STATUS_MAX		16
+
+struct child_env;
+struct child_peer;
+struct smtpc;
+
+struct dlv_rcpt {
+	uint32_t	 index;		/* in the message, for queued */
+	uint32_t	 notify;	/* QP_NOTIFY_* */
+	char		*addr;
+	char		*orcpt;		/* "" when none */
+	int		 code;		/* 0: no outcome yet */
+	char		 status[DLV_STATUS_MAX];
+	char		*text;
+	int		 accepted;	/* RCPT got a 2xx */
+};
+
+struct dlv_job {
+	TAILQ_ENTRY(dlv_job)	 entry;
+	struct child_peer	*peer;		/* NULL once answered or gone */
+	uint64_t		 reqid;
+	int			 received;	/* DLV_JOB came */
+	int			 broken;	/* a frame of it was bad */
+	uint32_t		 route;
+	uint32_t		 flags;		/* as Q_OPEN: QP_BODY_*... */
+	char			 id[MSGID_SIZE];
+	char			*sender;
+	char			*envid;
+	char			*dest;
+	struct dlv_rcpt		*rcpts;
+	size_t			 n, cap;
+	int			 fd;		/* sealed memfd, -1 when none */
+	const uint8_t		*body;		/* read-only map of fd */
+	size_t			 size;
+	uint32_t		 done_flags;	/* QP_DONE_* */
+	char			 relay[300];	/* "host[addr]:port", "none" */
+	struct smtpc		*sess;
+};
+
+/* a secret read before the sandbox (auth_password_file) */
+struct dlv_secret {
+	const char	*path;
+	char		*value;		/* sodium_malloc'd, NULL on error */
+	size_t		 len;
+	char		 error[256];
+};
+
+/* main.c */
+extern struct child_env	*dlv_env;
+void		 dlv_rcpt_set(struct dlv_rcpt *, int, const char *,
+		    const char *, ...) __attribute__((format(printf, 4, 5)));
+void		 dlv_job_fail_all(struct dlv_job *, int, const char *,
+		    const char *, ...) __attribute__((format(printf, 4, 5)));
+void		 dlv_job_report(struct dlv_job *);
+void		 dlv_job_end(struct dlv_job *);
+const struct dlv_secret *dlv_secret_get(const char *);
+
+/* smtp_client.c */
+int		 smtpc_start(struct dlv_job *, const struct conf *,
+		    const struct conf_route *);
+void		 smtpc_free(struct smtpc *);
+
+/* tls.c */
+int		 dlv_tls_init(const struct conf *);
+void		 dlv_tls_reconfigure(const struct conf *, const struct conf *);
+SSL		*dlv_tls_new(enum conf_route_tls, const char *, char *, size_t);
+void		 dlv_tls_error(SSL *, unsigned long, char *, size_t);
+void		 dlv_tls_describe(SSL *, char *, size_t);
+
+#endif

@@ -1,0 +1,1284 @@
+/*
+ * smtp_client.c - one SMTP client session per job, to a smarthost
+ *
+ * connect -> [TLS] -> greeting -> EHLO (HELO on 5xx) -> [STARTTLS ->
+ * EHLO] -> [AUTH] -> MAIL, RCPT..., DATA (one write under PIPELINING)
+ * -> body -> "." -> QUIT.  Everything runs on the event loop with a
+ * timer per wait (RFC 5321 4.5.3.2: timeouts.connect, then
+ * timeouts.upstream_command for every reply and every step of the body,
+ * timeouts.data_end for the reply to the final dot).
+ *
+ * Outcomes: a failure of the session (connect, greeting, TLS, time-out,
+ * lost connection) defers every recipient; a failed MAIL gives its
+ * reply to all; a refused RCPT keeps its own reply; the reply to the
+ * final dot goes to every recipient whose RCPT was accepted.  The job
+ * is answered as soon as that is known; QUIT follows on its own.
+ *
+ * Bounds: a reply line is at most SMTPC_LINE_MAX bytes, a reply at most
+ * SMTPC_REPLY_LINES lines; input stops being read at SMTPC_IN_MAX
+ * bytes; the body goes out as the output buffer drains below
+ * SMTPC_OUT_LOW and never grows it past about SMTPC_OUT_HIGH; at most
+ * SMTPC_PIPE_WINDOW commands are unanswered at any time.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <event2/event.h>
+#include <openssl/err.h>
+#include <openssl/ssl.h>
+#include <sodium.h>
+
+#include "child.h"
+#include "compat/compat.h"
+#include "conf.h"
+#include "deliverd.h"
+#include "log.h"
+#include "netaddr.h"
+#include "queue_proto.h"
+#include "xmalloc.h"
+
+#define SMTPC_LINE_MAX		4096	/* a reply line, CRLF included */
+#define SMTPC_REPLY_LINES	64
+#define SMTPC_IN_MAX		(4 * SMTPC_LINE_MAX)
+#define SMTPC_OUT_LOW		(16 * 1024)
+#define SMTPC_OUT_HIGH		(64 * 1024)
+#define SMTPC_PIPE_WINDOW	100
+#define SMTPC_QUIT_TIMEOUT	10	/* seconds: nothing depends on it */
+#define SMTPC_CMD_MAX		(QP_MAX_ADDR + QP_MAX_PARAM + 128)
+
+/* smtpc_rcpt_reply() flags */
+#define RR_OK			0x01	/* a 2xx is a success here */
+#define RR_DEFER		0x02	/* a 5xx about the session: 4xx */
+
+/* extensions from EHLO */
+#define CAP_STARTTLS		0x0001
+#define CAP_SIZE		0x0002
+#define CAP_8BITMIME		0x0004
+#define CAP_SMTPUTF8		0x0008
+#define CAP_DSN			0x0010
+#define CAP_PIPELINING		0x0020
+#define CAP_AUTH_PLAIN		0x0040
+#define CAP_AUTH_LOGIN		0x0080
+
+enum smtpc_state {
+	SC_CONNECT,
+	SC_TLS_WRAP,		/* implicit TLS handshake */
+	SC_GREETING,
+	SC_EHLO,
+	SC_HELO,
+	SC_STARTTLS,
+	SC_TLS_START,		/* handshake after STARTTLS */
+	SC_AUTH,		/* AUTH PLAIN, or the last step of LOGIN */
+	SC_AUTH_USER,		/* AUTH LOGIN: waiting for the user prompt */
+	SC_AUTH_PASS,		/* AUTH LOGIN: waiting for the password one */
+	SC_ENVELOPE,		/* MAIL, RCPT..., DATA replies */
+	SC_BODY,
+	SC_DOT,
+	SC_DOT_DISCARD,		/* a 354 nobody wanted; its "." reply */
+	SC_QUIT
+};
+
+static const char *const smtpc_state_names[] = {
+	"CONNECT", "TLS_WRAP", "GREETING", "EHLO", "HELO", "STARTTLS",
+	"TLS_START", "AUTH", "AUTH_USER", "AUTH_PASS", "ENVELOPE", "BODY",
+	"DOT", "DOT_DISCARD", "QUIT"
+};
+
+struct smtpc_reply {
+	int		 code;
+	char		 status[DLV_STATUS_MAX];	/* "" when none */
+	char		 text[QP_MAX_TEXT + 1];
+	size_t		 len;
+	int		 nlines;
+};
+
+struct smtpc {
+	struct dlv_job		*job;
+	enum smtpc_state	 state;
+	int			 fd;		/* until a bufferevent has it */
+	struct event		*ev_conn;
+	struct event		*timer;
+	struct bufferevent	*bev;
+	SSL			*ssl;		/* owned by bev */
+	char			 tls_desc[128];
+
+	/* from the route, copied: a reload may free the configuration */
+	char			 host[NETADDR_HOST_MAX + 1];
+	char			 addr[64];
+	int			 port;
+	char			 where[NETADDR_HOST_MAX + 80]; /* for texts */
+	enum conf_route_tls	 tls;
+	char			 helo[NETADDR_HOST_MAX + 1];
+	char			*auth_user;
+	const struct dlv_secret	*secret;
+	uint32_t		 t_connect, t_cmd, t_data;
+
+	unsigned		 caps;
+	uint64_t		 size_max;	/* 0: none announced */
+	unsigned		 ehlo_caps;	/* while the EHLO reply comes */
+	uint64_t		 ehlo_size;
+	struct smtpc_reply	 rep;
+
+	/* the envelope: commands 0 = MAIL, 1..nlist = RCPT, nlist+1 = DATA */
+	size_t			*list;		/* indexes of job->rcpts */
+	size_t			 nlist;
+	size_t			 ncmds;
+	size_t			 sent;
+	size_t			 answered;
+	size_t			 window;
+	int			 stop;		/* send no more of the group */
+	int			 mail_failed;
+	int			 data_ok;	/* 354 */
+	size_t			 naccepted;
+	struct smtpc_reply	 mail_rep;
+	struct smtpc_reply	 data_rep;
+
+	size_t			 off;		/* body bytes queued */
+};
+
+static void	smtpc_enter(struct smtpc *, enum smtpc_state);
+static void	smtpc_wait(struct smtpc *, uint32_t);
+static void	smtpc_on_connect(evutil_socket_t, short, void *);
+static void	smtpc_on_timeout(evutil_socket_t, short, void *);
+static int	smtpc_attach(struct smtpc *, int);
+static void	smtpc_readcb(struct bufferevent *, void *);
+static void	smtpc_writecb(struct bufferevent *, void *);
+static void	smtpc_eventcb(struct bufferevent *, short, void *);
+static int	smtpc_line(struct smtpc *, char *, size_t);
+static void	smtpc_ehlo_line(struct smtpc *, const char *);
+static int	smtpc_reply(struct smtpc *);
+static int	smtpc_after_ehlo(struct smtpc *);
+static int	smtpc_starttls(struct smtpc *);
+static int	smtpc_auth(struct smtpc *);
+static int	smtpc_envelope(struct smtpc *);
+static int	smtpc_pump(struct smtpc *);
+static void	smtpc_mail(struct smtpc *, char *, size_t);
+static int	smtpc_envelope_reply(struct smtpc *);
+static int	smtpc_envelope_done(struct smtpc *);
+static void	smtpc_body(struct smtpc *);
+static int	smtpc_final(struct smtpc *);
+static void	smtpc_send(struct smtpc *, const char *, ...)
+		    __attribute__((format(printf, 2, 3)));
+static void	smtpc_send_secret(struct smtpc *, const char *, const char *,
+		    size_t);
+static const char *smtpc_phase(const struct smtpc *);
+static void	smtpc_rcpt_reply(struct dlv_rcpt *, const struct smtpc_reply *,
+		    int);
+static void	smtpc_fail(struct smtpc *, int, const char *, const char *,
+		    ...) __attribute__((format(printf, 4, 5)));
+static void	smtpc_giveup(struct smtpc *, int, const char *, const char *,
+		    ...) __attribute__((format(printf, 4, 5)));
+static void	smtpc_fail_reply(struct smtpc *, const struct smtpc_reply *,
+		    int);
+static void	smtpc_quit(struct smtpc *);
+static void	smtpc_close(struct smtpc *);
+
+/*
+ * smtpc_start - resolve (numeric only, for now), connect, and run the
+ * session; 0 when it runs, -1 when every recipient has its outcome
+ */
+int
+smtpc_start(struct dlv_job *j, const struct conf *conf,
+    const struct conf_route *route)
+{
+	struct sockaddr_storage	 ss;
+	socklen_t		 sslen;
+	struct smtpc		*s;
+	struct timeval		 tv;
+	char			 err[256];
+	int			 fd;
+
+	if (route->auth_user != NULL) {
+		const struct dlv_secret *sec;
+
+		sec = dlv_secret_get(route->auth_password_file);
+		if (sec == NULL || sec->value == NULL) {
+			dlv_job_fail_all(j, 451, "4.7.0", "cannot authenticate "
+			    "to %s: auth_password_file %s", route->smarthost,
+			    sec != NULL ? sec->error : "was not read at start");
+			return -1;
+		}
+	}
+	/* no DNS yet: literals, and "localhost", which needs none */
+	if (strcasecmp(route->relay.host, "localhost") == 0) {
+		if (netaddr_parse_ip("127.0.0.1", &ss, &sslen) == -1)
+			return -1;
+	} else if (netaddr_parse_ip(route->relay.host, &ss, &sslen) == -1) {
+		dlv_job_fail_all(j, 451, "4.4.3", "cannot resolve smarthost "
+		    "%s without DNS yet", route->relay.host);
+		return -1;
+	}
+	if (ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&ss)->sin_port =
+		    htons((uint16_t)route->relay.port);
+	else
+		((struct sockaddr_in6 *)&ss)->sin6_port =
+		    htons((uint16_t)route->relay.port);
+
+	s = xcalloc(1, sizeof(*s));
+	s->job = j;
+	j->sess = s;
+	s->fd = -1;
+	strlcpy(s->host, route->relay.host, sizeof(s->host));
+	netaddr_ntop((struct sockaddr *)&ss, s->addr, sizeof(s->addr));
+	s->port = route->relay.port;
+	if (strcmp(s->host, s->addr) == 0)
+		snprintf(s->where, sizeof(s->where), "%s%s%s:%d",
+		    ss.ss_family == AF_INET6 ? "[" : "", s->addr,
+		    ss.ss_family == AF_INET6 ? "]" : "", s->port);
+	else
+		snprintf(s->where, sizeof(s->where), "%s[%s]:%d", s->host,
+		    s->addr, s->port);
+	/* queued takes a relay of under 300 bytes; a long name is cut */
+	snprintf(j->relay, sizeof(j->relay), "%.200s[%s]:%d", s->host,
+	    s->addr, s->port);
+	s->tls = route->tls;
+	strlcpy(s->helo, route->helo != NULL ? route->helo : conf->hostname,
+	    sizeof(s->helo));
+	if (route->auth_user != NULL) {
+		s->auth_user = xstrdup(route->auth_user);
+		s->secret = dlv_secret_get(route->auth_password_file);
+	}
+	s->t_connect = conf->timeouts.connect;
+	s->t_cmd = conf->timeouts.upstream_command;
+	s->t_data = conf->timeouts.data_end != 0 ? conf->timeouts.data_end :
+	    600;
+	s->timer = evtimer_new(dlv_env->base, smtpc_on_timeout, s);
+	if (s->timer == NULL)
+		fatalx("%s: evtimer_new", __func__);
+
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
+	    0);
+	if (fd == -1) {
+		snprintf(err, sizeof(err), "%s", strerror(errno));
+		goto fail;
+	}
+	s->fd = fd;
+	if (connect(fd, (struct sockaddr *)&ss, sslen) == -1 &&
+	    errno != EINPROGRESS) {
+		snprintf(err, sizeof(err), "%s", strerror(errno));
+		goto fail;
+	}
+	log_debug("%s: connecting to %s (tls %s)", j->id, j->relay,
+	    conf_route_tls_str(s->tls));
+	s->ev_conn = event_new(dlv_env->base, fd, EV_WRITE, smtpc_on_connect,
+	    s);
+	if (s->ev_conn == NULL)
+		fatalx("%s: event_new", __func__);
+	tv.tv_sec = s->t_connect;
+	tv.tv_usec = 0;
+	event_add(s->ev_conn, &tv);
+	s->state = SC_CONNECT;
+	return 0;
+ fail:
+	dlv_job_fail_all(j, 451, "4.4.1", "connect to %s: %s", s->where, err);
+	smtpc_free(s);
+	j->sess = NULL;
+	return -1;
+}
+
+/* smtpc_free - the session and its connection; NULL is fine */
+void
+smtpc_free(struct smtpc *s)
+{
+	if (s == NULL)
+		return;
+	if (s->ev_conn != NULL)
+		event_free(s->ev_conn);
+	if (s->timer != NULL)
+		event_free(s->timer);
+	if (s->bev != NULL)
+		bufferevent_free(s->bev);	/* closes fd, frees ssl */
+	else if (s->fd != -1)
+		close(s->fd);
+	free(s->list);
+	free(s->auth_user);
+	if (s->job != NULL)
+		s->job->sess = NULL;
+	free(s);
+}
+
+static void
+smtpc_enter(struct smtpc *s, enum smtpc_state st)
+{
+	log_debug("%s: %s: %s -> %s", s->job->id, s->where,
+	    smtpc_state_names[s->state], smtpc_state_names[st]);
+	s->state = st;
+}
+
+/* smtpc_wait - (re)arm the one timer of the session */
+static void
+smtpc_wait(struct smtpc *s, uint32_t secs)
+{
+	struct timeval	 tv;
+
+	tv.tv_sec = secs;
+	tv.tv_usec = 0;
+	evtimer_add(s->timer, &tv);
+}
+
+static void
+smtpc_on_connect(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtpc	*s = arg;
+	socklen_t	 len = sizeof(int);
+	int		 err = 0, one = 1;
+
+	event_free(s->ev_conn);
+	s->ev_conn = NULL;
+	if (ev & EV_TIMEOUT) {
+		smtpc_fail(s, 451, "4.4.1", "connect to %s: timed out after "
+		    "%u s", s->where, s->t_connect);
+		return;
+	}
+	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	if (err != 0) {
+		smtpc_fail(s, 451, "4.4.1", "connect to %s: %s", s->where,
+		    strerror(err));
+		return;
+	}
+	/* a reply per round trip: Nagle would hold every command back */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	log_debug("%s: connected to %s", s->job->id, s->job->relay);
+	if (smtpc_attach(s, s->tls == CONF_ROUTE_TLS_IMPLICIT) == -1)
+		return;
+	if (s->tls == CONF_ROUTE_TLS_IMPLICIT) {
+		smtpc_enter(s, SC_TLS_WRAP);
+		smtpc_wait(s, s->t_cmd);
+	} else {
+		smtpc_enter(s, SC_GREETING);
+		smtpc_wait(s, s->t_cmd);
+	}
+}
+
+/*
+ * smtpc_attach - put a bufferevent on the connection: plain, TLS from
+ * the first byte (implicit), or TLS over the plain one (STARTTLS).
+ * Callbacks are deferred so that a callback may free the session.
+ */
+static int
+smtpc_attach(struct smtpc *s, int tls)
+{
+	struct bufferevent	*bev;
+	char			 err[256];
+	int			 opts = BEV_OPT_CLOSE_ON_FREE |
+				    BEV_OPT_DEFER_CALLBACKS;
+
+	if (tls) {
+		if ((s->ssl = dlv_tls_new(s->tls, s->host, err,
+		    sizeof(err))) == NULL) {
+			smtpc_fail(s, 451, "4.7.5", "TLS with %s: %s",
+			    s->where, err);
+			return -1;
+		}
+		if (s->bev == NULL)
+			bev = bufferevent_openssl_socket_new(dlv_env->base,
+			    s->fd, s->ssl, BUFFEREVENT_SSL_CONNECTING, opts);
+		else {
+			/* the filter sets its own pace on the plain layer */
+			bufferevent_setwatermark(s->bev, EV_READ | EV_WRITE, 0,
+			    0);
+			bev = bufferevent_openssl_filter_new(dlv_env->base,
+			    s->bev, s->ssl, BUFFEREVENT_SSL_CONNECTING, opts);
+		}
+		if (bev == NULL) {
+			SSL_free(s->ssl);
+			s->ssl = NULL;
+			smtpc_fail(s, 451, "4.7.5", "TLS with %s: cannot "
+			    "start", s->where);
+			return -1;
+		}
+		/* after QUIT a server may just close: that is no attack */
+		bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+	} else if ((bev = bufferevent_socket_new(dlv_env->base, s->fd,
+	    opts)) == NULL)
+		fatalx("%s: bufferevent_socket_new", __func__);
+	s->bev = bev;
+	s->fd = -1;
+	bufferevent_setcb(bev, smtpc_readcb, smtpc_writecb, smtpc_eventcb, s);
+	bufferevent_setwatermark(bev, EV_READ, 0, SMTPC_IN_MAX);
+	bufferevent_setwatermark(bev, EV_WRITE, SMTPC_OUT_LOW, 0);
+	bufferevent_enable(bev, EV_READ | EV_WRITE);
+	return 0;
+}
+
+static void
+smtpc_on_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtpc	*s = arg;
+
+	if (s->state == SC_QUIT) {
+		smtpc_close(s);
+		return;
+	}
+	smtpc_fail(s, 451, "4.4.2", "conversation with %s timed out %s",
+	    s->where, smtpc_phase(s));
+}
+
+/* smtpc_phase - where the session was, for messages */
+static const char *
+smtpc_phase(const struct smtpc *s)
+{
+	switch (s->state) {
+	case SC_CONNECT:
+		return "while connecting";
+	case SC_TLS_WRAP:
+	case SC_TLS_START:
+		return "during the TLS handshake";
+	case SC_GREETING:
+		return "while receiving the initial server greeting";
+	case SC_EHLO:
+		return "after EHLO";
+	case SC_HELO:
+		return "after HELO";
+	case SC_STARTTLS:
+		return "after STARTTLS";
+	case SC_AUTH:
+	case SC_AUTH_USER:
+	case SC_AUTH_PASS:
+		return "after AUTH";
+	case SC_ENVELOPE:
+		return s->answered == 0 ? "after MAIL FROM" :
+		    s->answered <= s->nlist ? "after RCPT TO" : "after DATA";
+	case SC_BODY:
+		return "while sending the message body";
+	case SC_DOT:
+	case SC_DOT_DISCARD:
+		return "after the end of data";
+	case SC_QUIT:
+		return "after QUIT";
+	}
+	return "";
+}
+
+static void
+smtpc_eventcb(struct bufferevent *bev, short what, void *arg)
+{
+	struct smtpc	*s = arg;
+	unsigned long	 e;
+	char		 why[256];
+
+	if (what & BEV_EVENT_CONNECTED) {
+		/* the TLS handshake is complete */
+		dlv_tls_describe(s->ssl, s->tls_desc, sizeof(s->tls_desc));
+		log_debug("%s: TLS with %s: %s", s->job->id, s->job->relay,
+		    s->tls_desc);
+		if (s->state == SC_TLS_WRAP) {
+			smtpc_enter(s, SC_GREETING);
+			smtpc_wait(s, s->t_cmd);
+		} else if (s->state == SC_TLS_START) {
+			/* RFC 3207 4.2: forget all we knew; ask again */
+			s->caps = 0;
+			s->size_max = 0;
+			smtpc_enter(s, SC_EHLO);
+			s->ehlo_caps = 0;
+			s->ehlo_size = 0;
+			smtpc_send(s, "EHLO %s", s->helo);
+		}
+		return;
+	}
+	if (s->state == SC_QUIT) {
+		smtpc_close(s);
+		return;
+	}
+	if (s->state == SC_TLS_WRAP || s->state == SC_TLS_START) {
+		e = bufferevent_get_openssl_error(bev);
+		dlv_tls_error(s->ssl, e, why, sizeof(why));
+		smtpc_fail(s, 451, "4.7.5", "TLS handshake with %s failed: %s",
+		    s->where, why);
+		return;
+	}
+	if (what & BEV_EVENT_ERROR) {
+		e = s->ssl != NULL ? bufferevent_get_openssl_error(bev) : 0;
+		if (e != 0) {
+			dlv_tls_error(NULL, e, why, sizeof(why));
+			smtpc_fail(s, 451, "4.4.2", "lost connection with %s "
+			    "%s: %s", s->where, smtpc_phase(s), why);
+		} else
+			smtpc_fail(s, 451, "4.4.2", "lost connection with %s "
+			    "%s: %s", s->where, smtpc_phase(s),
+			    strerror(errno != 0 ? errno : ECONNRESET));
+		return;
+	}
+	smtpc_fail(s, 451, "4.4.2", "lost connection with %s %s", s->where,
+	    smtpc_phase(s));
+}
+
+/*
+ * smtpc_readcb - whole reply lines, each bounded before it is copied
+ * (PF-smtp: a line without an end is refused at the bound, not read on)
+ */
+static void
+smtpc_readcb(struct bufferevent *bev, void *arg)
+{
+	struct smtpc		*s = arg;
+	struct evbuffer		*in = bufferevent_get_input(bev);
+	struct evbuffer_ptr	 p;
+	char			 line[SMTPC_LINE_MAX + 1];
+	size_t			 eol;
+	int			 r;
+
+	for (;;) {
+		/* the body is going out: replies wait, within the bound */
+		if (s->state == SC_BODY || s->state == SC_CONNECT ||
+		    s->state == SC_TLS_WRAP || s->state == SC_TLS_START)
+			return;
+		if (s->state == SC_ENVELOPE && s->answered >= s->sent) {
+			if (evbuffer_get_length(in) > 0) {
+				smtpc_fail(s, 451, "4.5.0", "%s sent a reply "
+				    "nobody asked for %s", s->where,
+				    smtpc_phase(s));
+			}
+			return;
+		}
+		p = evbuffer_search_eol(in, NULL, &eol, EVBUFFER_EOL_CRLF);
+		if (p.pos == -1) {
+			if (evbuffer_get_length(in) >= SMTPC_LINE_MAX)
+				smtpc_fail(s, 451, "4.5.0", "%s sent a reply "
+				    "line longer than %d bytes", s->where,
+				    SMTPC_LINE_MAX);
+			return;
+		}
+		if ((size_t)p.pos + eol > SMTPC_LINE_MAX) {
+			smtpc_fail(s, 451, "4.5.0", "%s sent a reply line "
+			    "longer than %d bytes", s->where, SMTPC_LINE_MAX);
+			return;
+		}
+		evbuffer_remove(in, line, (size_t)p.pos);
+		line[p.pos] = '\0';
+		evbuffer_drain(in, eol);
+		if ((r = smtpc_line(s, line, (size_t)p.pos)) == -1)
+			return;		/* the session is gone */
+		if (r == 1 && smtpc_reply(s) == -1)
+			return;
+	}
+}
+
+static void
+smtpc_writecb(struct bufferevent *bev, void *arg)
+{
+	struct smtpc	*s = arg;
+
+	if (s->state == SC_BODY)
+		smtpc_body(s);
+}
+
+/*
+ * smtpc_line - one line of a reply: 0 more to come, 1 complete, -1 the
+ * session ended (a malformed reply)
+ */
+static int
+smtpc_line(struct smtpc *s, char *line, size_t len)
+{
+	struct smtpc_reply	*r = &s->rep;
+	char			 shown[SMTPC_LINE_MAX * 4 + 1];
+	const char		*text;
+	size_t			 i, n, tl;
+	int			 code, last;
+
+	log_printable(shown, sizeof(shown), line, len);
+	log_debug("%s: < %s: %s", s->job->id, s->where, shown);
+	if (len < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' ||
+	    line[1] > '9' || line[2] < '0' || line[2] > '9' ||
+	    (len > 3 && line[3] != ' ' && line[3] != '-')) {
+		smtpc_fail(s, 451, "4.5.0", "%s sent a malformed reply %s: "
+		    "\"%.200s\"", s->where, smtpc_phase(s), shown);
+		return -1;
+	}
+	code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
+	last = len == 3 || line[3] == ' ';
+	if (r->nlines == 0) {
+		r->code = code;
+		r->status[0] = '\0';
+		r->len = 0;
+		r->text[0] = '\0';
+	} else if (code != r->code) {
+		smtpc_fail(s, 451, "4.5.0", "%s changed the reply code within "
+		    "a reply %s", s->where, smtpc_phase(s));
+		return -1;
+	}
+	if (++r->nlines > SMTPC_REPLY_LINES) {
+		smtpc_fail(s, 451, "4.5.0", "%s sent a reply of more than %d "
+		    "lines", s->where, SMTPC_REPLY_LINES);
+		return -1;
+	}
+	/* text without code, the NUL and control bytes made harmless */
+	for (i = 0; i < len; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			line[i] = ' ';
+	text = len > 4 ? line + 4 : "";
+	if (s->state == SC_EHLO && r->nlines > 1)
+		smtpc_ehlo_line(s, text);
+	/* RFC 3463: the enhanced code, when the reply has one of its class */
+	n = strspn(text, "0123456789.");
+	if (n >= 5 && n < DLV_STATUS_MAX && text[0] == line[0] &&
+	    text[1] == '.' && (text[n] == ' ' || text[n] == '\0')) {
+		if (r->nlines == 1) {
+			memcpy(r->status, text, n);
+			r->status[n] = '\0';
+		}
+		if (strncmp(text, r->status, n) == 0) {
+			text += n;
+			text += strspn(text, " ");
+		}
+	}
+	if (r->nlines == 1)
+		r->len = (size_t)snprintf(r->text, sizeof(r->text), "%d%s%s",
+		    code, r->status[0] != '\0' ? " " : "", r->status);
+	tl = strlen(text);
+	if (tl > 0 && r->len + 1 + tl < sizeof(r->text)) {
+		r->text[r->len++] = ' ';
+		memcpy(r->text + r->len, text, tl);
+		r->len += tl;
+		r->text[r->len] = '\0';
+	}
+	if (!last)
+		return 0;
+	r->nlines = 0;
+	return 1;
+}
+
+/* smtpc_ehlo_line - one extension of the EHLO reply (RFC 5321 4.1.1.1) */
+static void
+smtpc_ehlo_line(struct smtpc *s, const char *text)
+{
+	const char	*errstr, *p;
+	char		 kw[32], arg[64];
+	size_t		 n;
+
+	n = strcspn(text, " =");
+	if (n == 0 || n >= sizeof(kw))
+		return;
+	memcpy(kw, text, n);
+	kw[n] = '\0';
+	p = text + n;
+	if (strcasecmp(kw, "STARTTLS") == 0)
+		s->ehlo_caps |= CAP_STARTTLS;
+	else if (strcasecmp(kw, "8BITMIME") == 0)
+		s->ehlo_caps |= CAP_8BITMIME;
+	else if (strcasecmp(kw, "SMTPUTF8") == 0)
+		s->ehlo_caps |= CAP_SMTPUTF8;
+	else if (strcasecmp(kw, "DSN") == 0)
+		s->ehlo_caps |= CAP_DSN;
+	else if (strcasecmp(kw, "PIPELINING") == 0)
+		s->ehlo_caps |= CAP_PIPELINING;
+	else if (strcasecmp(kw, "SIZE") == 0) {
+		s->ehlo_caps |= CAP_SIZE;
+		p += strspn(p, " ");
+		n = strcspn(p, " ");
+		if (n > 0 && n < sizeof(arg)) {
+			memcpy(arg, p, n);
+			arg[n] = '\0';
+			s->ehlo_size = (uint64_t)strtonum(arg, 0, INT64_MAX,
+			    &errstr);
+			if (errstr != NULL)
+				s->ehlo_size = 0;
+		}
+	} else if (strcasecmp(kw, "AUTH") == 0) {
+		/* "AUTH PLAIN LOGIN", or the old "AUTH=PLAIN LOGIN" */
+		while (*p != '\0') {
+			p += strspn(p, " =");
+			n = strcspn(p, " ");
+			if (n == 5 && strncasecmp(p, "PLAIN", 5) == 0)
+				s->ehlo_caps |= CAP_AUTH_PLAIN;
+			else if (n == 5 && strncasecmp(p, "LOGIN", 5) == 0)
+				s->ehlo_caps |= CAP_AUTH_LOGIN;
+			p += n;
+		}
+	}
+}
+
+/*
+ * smtpc_reply - a complete reply in s->rep: act on it.  0: read on;
+ * -1: stop reading this input (the session may be gone, or have moved
+ * on to a state that reads later or through another bufferevent)
+ */
+static int
+smtpc_reply(struct smtpc *s)
+{
+	struct smtpc_reply	*r = &s->rep;
+
+	evtimer_del(s->timer);
+	switch (s->state) {
+	case SC_GREETING:
+		if (r->code / 100 != 2) {
+			smtpc_fail_reply(s, r, RR_DEFER);
+			return -1;
+		}
+		smtpc_enter(s, SC_EHLO);
+		s->ehlo_caps = 0;
+		s->ehlo_size = 0;
+		smtpc_send(s, "EHLO %s", s->helo);
+		return 0;
+	case SC_EHLO:
+		if (r->code / 100 == 5) {
+			/* RFC 5321 3.2: a server without ESMTP */
+			smtpc_enter(s, SC_HELO);
+			smtpc_send(s, "HELO %s", s->helo);
+			return 0;
+		}
+		if (r->code / 100 != 2) {
+			smtpc_fail_reply(s, r, RR_DEFER);
+			return -1;
+		}
+		s->caps = s->ehlo_caps;
+		s->size_max = s->ehlo_size;
+		return smtpc_after_ehlo(s);
+	case SC_HELO:
+		if (r->code / 100 != 2) {
+			smtpc_fail_reply(s, r, RR_DEFER);
+			return -1;
+		}
+		s->caps = 0;
+		s->size_max = 0;
+		return smtpc_after_ehlo(s);
+	case SC_STARTTLS:
+		if (r->code != 220) {
+			if (s->tls == CONF_ROUTE_TLS_MAY) {
+				char	 shown[sizeof(r->text) * 4];
+
+				/* opportunistic: go on in clear */
+				log_printable(shown, sizeof(shown), r->text,
+				    r->len);
+				log_info("%s: %s refused STARTTLS (%s); going "
+				    "on without TLS", s->job->id, s->where,
+				    shown);
+				s->caps &= ~CAP_STARTTLS;
+				return smtpc_after_ehlo(s);
+			}
+			smtpc_giveup(s, 451, "4.7.5", "TLS is required, but %s "
+			    "refused STARTTLS: %s", s->where, r->text);
+			return -1;
+		}
+		/*
+		 * Anything after the 220 was sent before TLS and would be
+		 * read as if it came through it (CVE-2011-0411 in reverse).
+		 */
+		if (evbuffer_get_length(bufferevent_get_input(s->bev)) > 0) {
+			smtpc_fail(s, 451, "4.7.5", "%s sent data after its "
+			    "STARTTLS reply; refusing it", s->where);
+			return -1;
+		}
+		smtpc_enter(s, SC_TLS_START);
+		if (smtpc_attach(s, 1) == -1)
+			return -1;
+		smtpc_wait(s, s->t_cmd);
+		return -1;	/* the input buffer is another one now */
+	case SC_AUTH:
+		if (r->code / 100 != 2) {
+			/* the server's verdict stands: 535 5.7.8 bounces */
+			smtpc_fail_reply(s, r, 0);
+			return -1;
+		}
+		log_debug("%s: authenticated to %s as %s", s->job->id,
+		    s->where, s->auth_user);
+		return smtpc_envelope(s);
+	case SC_AUTH_USER:
+	case SC_AUTH_PASS:
+		if (r->code != 334) {
+			smtpc_fail_reply(s, r, 0);
+			return -1;
+		}
+		if (s->state == SC_AUTH_USER) {
+			smtpc_send_secret(s, "", s->auth_user,
+			    strlen(s->auth_user));
+			smtpc_enter(s, SC_AUTH_PASS);
+		} else {
+			smtpc_send_secret(s, "", s->secret->value,
+			    s->secret->len);
+			smtpc_enter(s, SC_AUTH);
+		}
+		return 0;
+	case SC_ENVELOPE:
+		return smtpc_envelope_reply(s);
+	case SC_DOT:
+		return smtpc_final(s);
+	case SC_DOT_DISCARD:
+		smtpc_quit(s);
+		return -1;
+	case SC_QUIT:
+		smtpc_close(s);
+		return -1;
+	default:
+		fatalx("%s: unexpected state %d", __func__, s->state);
+	}
+	/* NOTREACHED */
+	return -1;
+}
+
+/* smtpc_after_ehlo - the TLS policy, then AUTH, then the envelope */
+static int
+smtpc_after_ehlo(struct smtpc *s)
+{
+	if (s->ssl == NULL && s->tls != CONF_ROUTE_TLS_NONE) {
+		if (s->caps & CAP_STARTTLS)
+			return smtpc_starttls(s);
+		if (s->tls != CONF_ROUTE_TLS_MAY) {
+			/* a failure defers, never downgrades */
+			smtpc_giveup(s, 451, "4.7.10", "TLS is required, but "
+			    "was not offered by %s", s->where);
+			return -1;
+		}
+	}
+	if (s->auth_user != NULL)
+		return smtpc_auth(s);
+	return smtpc_envelope(s);
+}
+
+static int
+smtpc_starttls(struct smtpc *s)
+{
+	smtpc_enter(s, SC_STARTTLS);
+	smtpc_send(s, "STARTTLS");
+	return 0;
+}
+
+/*
+ * smtpc_auth - PLAIN with an initial response (RFC 4954 4), or LOGIN if
+ * that is all the server has; never without TLS unless the route chose
+ * tls = "none" in so many words
+ */
+static int
+smtpc_auth(struct smtpc *s)
+{
+	char	*plain;
+	size_t	 ul, pl, n;
+
+	if (s->ssl == NULL && s->tls != CONF_ROUTE_TLS_NONE) {
+		smtpc_giveup(s, 451, "4.7.10", "refusing to send credentials "
+		    "to %s without TLS (it offered no STARTTLS)", s->where);
+		return -1;
+	}
+	if (s->caps & CAP_AUTH_PLAIN) {
+		ul = strlen(s->auth_user);
+		pl = s->secret->len;
+		n = 1 + ul + 1 + pl;
+		plain = sodium_malloc(n);
+		if (plain == NULL)
+			fatalx("%s: sodium_malloc", __func__);
+		/* authorization id empty: act as the authenticated user */
+		plain[0] = '\0';
+		memcpy(plain + 1, s->auth_user, ul);
+		plain[1 + ul] = '\0';
+		memcpy(plain + 2 + ul, s->secret->value, pl);
+		smtpc_enter(s, SC_AUTH);
+		smtpc_send_secret(s, "AUTH PLAIN ", plain, n);
+		sodium_free(plain);
+		return 0;
+	}
+	if (s->caps & CAP_AUTH_LOGIN) {
+		smtpc_enter(s, SC_AUTH_USER);
+		smtpc_send(s, "AUTH LOGIN");
+		return 0;
+	}
+	smtpc_giveup(s, 451, "4.7.0", "%s offers no AUTH mechanism we can use "
+	    "(PLAIN, LOGIN)", s->where);
+	return -1;
+}
+
+/*
+ * smtpc_envelope - what the server must support for this message,
+ * then MAIL, RCPT..., DATA
+ */
+static int
+smtpc_envelope(struct smtpc *s)
+{
+	struct dlv_job	*j = s->job;
+	size_t		 i;
+
+	if ((j->flags & QP_SMTPUTF8) && !(s->caps & CAP_SMTPUTF8)) {
+		smtpc_giveup(s, 553, "5.6.7", "SMTPUTF8 is required, but was "
+		    "not offered by %s", s->where);
+		return -1;
+	}
+	if (s->size_max > 0 && j->size > s->size_max) {
+		smtpc_giveup(s, 552, "5.3.4", "message size %zu exceeds size "
+		    "limit %llu of %s", j->size,
+		    (unsigned long long)s->size_max, s->where);
+		return -1;
+	}
+	s->list = xreallocarray(NULL, j->n, sizeof(*s->list));
+	for (i = 0; i < j->n; i++)
+		if (j->rcpts[i].code == 0)
+			s->list[s->nlist++] = i;
+	s->ncmds = s->nlist + 2;
+	s->window = (s->caps & CAP_PIPELINING) ? SMTPC_PIPE_WINDOW : 1;
+	if (s->caps & CAP_DSN)
+		j->done_flags |= QP_DONE_DSN;
+	smtpc_enter(s, SC_ENVELOPE);
+	return smtpc_pump(s);
+}
+
+/*
+ * smtpc_pump - send what the window allows (RFC 2920: all of it in one
+ * write when the server pipelines); DATA waits for a RCPT to pass when
+ * the server does not
+ */
+static int
+smtpc_pump(struct smtpc *s)
+{
+	struct dlv_job	*j = s->job;
+	struct dlv_rcpt	*r;
+	char		 mail[SMTPC_CMD_MAX], rcpt[SMTPC_CMD_MAX];
+	static const char *const notify[] = { "NEVER", "SUCCESS", "FAILURE",
+	    "DELAY" };
+	size_t		 k, n;
+	int		 dsn = (s->caps & CAP_DSN) != 0, first;
+
+	while (!s->stop && s->sent < s->ncmds &&
+	    s->sent - s->answered < s->window) {
+		if (s->sent == 0) {
+			smtpc_mail(s, mail, sizeof(mail));
+			smtpc_send(s, "%s", mail);
+		} else if (s->sent <= s->nlist) {
+			r = &j->rcpts[s->list[s->sent - 1]];
+			n = (size_t)snprintf(rcpt, sizeof(rcpt), "RCPT TO:<%s>",
+			    r->addr);
+			if (dsn && r->notify != 0) {
+				n += (size_t)snprintf(rcpt + n,
+				    sizeof(rcpt) - n, " NOTIFY=");
+				first = 1;
+				for (k = 0; k < 4; k++)
+					if (r->notify & (1U << k)) {
+						n += (size_t)snprintf(rcpt + n,
+						    sizeof(rcpt) - n, "%s%s",
+						    first ? "" : ",",
+						    notify[k]);
+						first = 0;
+					}
+			}
+			if (dsn && r->orcpt[0] != '\0')
+				snprintf(rcpt + n, sizeof(rcpt) - n,
+				    " ORCPT=%s", r->orcpt);
+			smtpc_send(s, "%s", rcpt);
+		} else {
+			/*
+			 * Without pipelining DATA goes only when a RCPT
+			 * passed; with it, DATA rides along (RFC 2920 3.1)
+			 * and a 354 with no recipient gets a lone dot.
+			 */
+			if (s->answered == s->sent && s->naccepted == 0) {
+				s->stop = 1;
+				break;
+			}
+			smtpc_send(s, "DATA");
+		}
+		s->sent++;
+	}
+	if (s->answered == s->sent &&
+	    (s->stop || s->sent == s->ncmds))
+		return smtpc_envelope_done(s);
+	smtpc_wait(s, s->t_cmd);
+	return 0;
+}
+
+/*
+ * smtpc_mail - the MAIL command with what the server takes: SIZE (RFC
+ * 1870), BODY (RFC 6152), SMTPUTF8 (RFC 6531), RET and ENVID (RFC 3461)
+ */
+static void
+smtpc_mail(struct smtpc *s, char *buf, size_t len)
+{
+	struct dlv_job	*j = s->job;
+	size_t		 n;
+
+	n = (size_t)snprintf(buf, len, "MAIL FROM:<%s>", j->sender);
+	if ((s->caps & CAP_SIZE) && n < len)
+		n += (size_t)snprintf(buf + n, len - n, " SIZE=%zu", j->size);
+	/*
+	 * Without 8BITMIME an 8-bit message goes as it is, unlabelled
+	 * (what Postfix does with its MIME conversion off); BDAT is not
+	 * spoken, so BINARYMIME travels as 8BITMIME.
+	 */
+	if ((j->flags & (QP_BODY_8BITMIME | QP_BODY_BINARYMIME)) &&
+	    (s->caps & CAP_8BITMIME) && n < len)
+		n += (size_t)snprintf(buf + n, len - n, " BODY=8BITMIME");
+	if ((j->flags & QP_SMTPUTF8) && n < len)
+		n += (size_t)snprintf(buf + n, len - n, " SMTPUTF8");
+	if (!(s->caps & CAP_DSN))
+		return;
+	if ((j->flags & (QP_RET_FULL | QP_RET_HDRS)) && n < len)
+		n += (size_t)snprintf(buf + n, len - n, " RET=%s",
+		    (j->flags & QP_RET_FULL) ? "FULL" : "HDRS");
+	if (j->envid[0] != '\0' && n < len)
+		snprintf(buf + n, len - n, " ENVID=%s", j->envid);
+}
+
+/* smtpc_envelope_reply - the reply to command s->answered of the group */
+static int
+smtpc_envelope_reply(struct smtpc *s)
+{
+	struct smtpc_reply	*r = &s->rep;
+	struct dlv_rcpt		*rc;
+	size_t			 i = s->answered++;
+
+	if (i == 0) {
+		if (r->code / 100 != 2) {
+			s->mail_failed = 1;
+			s->stop = 1;
+			s->mail_rep = *r;
+		}
+	} else if (i <= s->nlist) {
+		rc = &s->job->rcpts[s->list[i - 1]];
+		if (s->mail_failed)
+			;	/* MAIL's reply speaks for all */
+		else if (r->code / 100 == 2) {
+			rc->accepted = 1;
+			s->naccepted++;
+		} else
+			smtpc_rcpt_reply(rc, r, 0);
+	} else {
+		if (r->code == 354)
+			s->data_ok = 1;
+		else
+			s->data_rep = *r;
+	}
+	return smtpc_pump(s);
+}
+
+/* smtpc_envelope_done - every reply of the group is in */
+static int
+smtpc_envelope_done(struct smtpc *s)
+{
+	struct dlv_job	*j = s->job;
+	size_t		 i;
+
+	evtimer_del(s->timer);
+	if (s->mail_failed || s->naccepted == 0 || !s->data_ok) {
+		for (i = 0; i < s->nlist; i++) {
+			struct dlv_rcpt *rc = &j->rcpts[s->list[i]];
+
+			if (s->mail_failed)
+				smtpc_rcpt_reply(rc, &s->mail_rep, 0);
+			else if (rc->accepted && !s->data_ok)
+				smtpc_rcpt_reply(rc, &s->data_rep, 0);
+		}
+		if (s->data_ok) {
+			/* nobody to send it to: end the empty message */
+			dlv_job_report(j);
+			smtpc_enter(s, SC_DOT_DISCARD);
+			smtpc_send(s, ".");
+			return 0;
+		}
+		smtpc_quit(s);
+		return -1;
+	}
+	smtpc_enter(s, SC_BODY);
+	smtpc_body(s);
+	return -1;	/* replies wait until the body is out */
+}
+
+/*
+ * smtpc_body - queue more of the message as the output drains,
+ * dot-stuffed (RFC 5321 4.5.2): a dot is added before every line that
+ * begins with one; the rest goes as it is, in large pieces
+ */
+static void
+smtpc_body(struct smtpc *s)
+{
+	struct dlv_job		*j = s->job;
+	struct evbuffer		*out = bufferevent_get_output(s->bev);
+	const uint8_t		*b = j->body, *p;
+	size_t			 end, n;
+
+	while (s->off < j->size && evbuffer_get_length(out) < SMTPC_OUT_HIGH) {
+		if ((s->off == 0 || b[s->off - 1] == '\n') &&
+		    b[s->off] == '.')
+			evbuffer_add(out, ".", 1);
+		end = s->off + SMTPC_OUT_HIGH;
+		if (end > j->size)
+			end = j->size;
+		/* up to and including the LF before the next leading dot */
+		p = memmem(b + s->off, end - s->off, "\n.", 2);
+		n = p != NULL ? (size_t)(p - (b + s->off)) + 1 : end - s->off;
+		evbuffer_add(out, b + s->off, n);
+		s->off += n;
+	}
+	if (s->off < j->size) {
+		smtpc_wait(s, s->t_cmd);
+		return;
+	}
+	if (j->size > 0 && b[j->size - 1] != '\n')
+		evbuffer_add(out, "\r\n", 2);
+	evbuffer_add(out, ".\r\n", 3);
+	log_debug("%s: > %s: [%zu bytes of message] .", j->id, s->where,
+	    j->size);
+	smtpc_enter(s, SC_DOT);
+	smtpc_wait(s, s->t_data);
+	/* replies may have waited while the body went out */
+	smtpc_readcb(s->bev, s);
+}
+
+/* smtpc_final - the reply to the dot is every accepted recipient's */
+static int
+smtpc_final(struct smtpc *s)
+{
+	struct dlv_job	*j = s->job;
+	size_t		 i;
+
+	for (i = 0; i < j->n; i++)
+		if (j->rcpts[i].accepted)
+			smtpc_rcpt_reply(&j->rcpts[i], &s->rep, RR_OK);
+	smtpc_quit(s);
+	return -1;
+}
+
+/* smtpc_send - one command line, logged */
+static void
+smtpc_send(struct smtpc *s, const char *fmt, ...)
+{
+	struct evbuffer	*out = bufferevent_get_output(s->bev);
+	char		 line[QP_MAX_ADDR * 2 + QP_MAX_PARAM + 256];
+	char		 shown[sizeof(line) * 4];
+	va_list		 ap;
+	int		 n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= sizeof(line))
+		fatalx("%s: command line too long", __func__);
+	log_printable(shown, sizeof(shown), line, (size_t)n);
+	log_debug("%s: > %s: %s", s->job->id, s->where, shown);
+	evbuffer_add(out, line, (size_t)n);
+	evbuffer_add(out, "\r\n", 2);
+	smtpc_wait(s, s->t_cmd);
+}
+
+/* smtpc_send_secret - prefix + base64(data); logged as stars, wiped */
+static void
+smtpc_send_secret(struct smtpc *s, const char *prefix, const char *data,
+    size_t len)
+{
+	struct evbuffer	*out = bufferevent_get_output(s->bev);
+	size_t		 blen = sodium_base64_encoded_len(len,
+			    sodium_base64_VARIANT_ORIGINAL);
+	char		*b64;
+
+	if ((b64 = sodium_malloc(blen)) == NULL)
+		fatalx("%s: sodium_malloc", __func__);
+	sodium_bin2base64(b64, blen, (const unsigned char *)data, len,
+	    sodium_base64_VARIANT_ORIGINAL);
+	log_debug("%s: > %s: %s********", s->job->id, s->where, prefix);
+	evbuffer_add(out, prefix, strlen(prefix));
+	evbuffer_add(out, b64, strlen(b64));
+	evbuffer_add(out, "\r\n", 2);
+	sodium_free(b64);
+	smtpc_wait(s, s->t_cmd);
+}
+
+/*
+ * smtpc_rcpt_reply - a server reply as one recipient's outcome.  With
+ * RR_DEFER a 5xx about the session (greeting, EHLO) becomes a 4xx, as
+ * Postfix does: one misconfigured smarthost must not bounce the queue.
+ * A reply of a class that makes no outcome here (a 2xx where a failure
+ * was meant, any 3xx) is a protocol error, never a delivery.
+ */
+static void
+smtpc_rcpt_reply(struct dlv_rcpt *rc, const struct smtpc_reply *r, int flags)
+{
+	char	 status[DLV_STATUS_MAX];
+	int	 code = r->code;
+
+	if ((code / 100 == 2 && !(flags & RR_OK)) || code / 100 == 3) {
+		dlv_rcpt_set(rc, 451, "4.5.0", "unexpected reply: %s",
+		    r->text);
+		return;
+	}
+	if (r->status[0] != '\0')
+		strlcpy(status, r->status, sizeof(status));
+	else
+		snprintf(status, sizeof(status), "%d.0.0", code / 100);
+	if ((flags & RR_DEFER) && code / 100 == 5) {
+		code -= 100;
+		status[0] = '4';
+	}
+	dlv_rcpt_set(rc, code, status, "%s", r->text);
+}
+
+/*
+ * smtpc_fail - the session broke (time-out, lost connection, a
+ * malformed reply, TLS): every recipient without an outcome gets this
+ * one and the connection is dropped, as nothing more can be said on it
+ */
+static void
+smtpc_fail(struct smtpc *s, int code, const char *status, const char *fmt,
+    ...)
+{
+	va_list	 ap;
+	char	 text[QP_MAX_TEXT + 1];
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	log_debug("%s: %s", s->job->id, text);
+	dlv_job_fail_all(s->job, code, status, "%s", text);
+	smtpc_close(s);
+}
+
+/*
+ * smtpc_giveup - the session works but this message cannot go on it
+ * (policy, size, SMTPUTF8): the outcome for everyone left, then QUIT
+ */
+static void
+smtpc_giveup(struct smtpc *s, int code, const char *status, const char *fmt,
+    ...)
+{
+	va_list	 ap;
+	char	 text[QP_MAX_TEXT + 1];
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	log_debug("%s: %s", s->job->id, text);
+	dlv_job_fail_all(s->job, code, status, "%s", text);
+	smtpc_quit(s);
+}
+
+/* smtpc_fail_reply - a server reply for everyone still without one */
+static void
+smtpc_fail_reply(struct smtpc *s, const struct smtpc_reply *r, int flags)
+{
+	size_t	 i;
+
+	for (i = 0; i < s->job->n; i++)
+		if (s->job->rcpts[i].code == 0)
+			smtpc_rcpt_reply(&s->job->rcpts[i], r, flags);
+	if (r->code == 421)
+		smtpc_close(s);		/* it is closing anyway */
+	else
+		smtpc_quit(s);
+}
+
+/* smtpc_quit - answer queued now, then QUIT politely */
+static void
+smtpc_quit(struct smtpc *s)
+{
+	dlv_job_report(s->job);
+	smtpc_enter(s, SC_QUIT);
+	smtpc_send(s, "QUIT");
+	smtpc_wait(s, SMTPC_QUIT_TIMEOUT);
+}
+
+/* smtpc_close - the end: the job goes, and the session with it */
+static void
+smtpc_close(struct smtpc *s)
+{
+	dlv_job_end(s->job);
+}
