@@ -115,7 +115,6 @@ struct smtp_session {
 	TAILQ_ENTRY(smtp_session)	 hentry;
 	uint64_t			 id;
 	struct bufferevent		*bev;
-	const struct conf_listen	*listen;
 	int				 lindex;
 	struct sockaddr_storage		 ss;
 	char				 addr[INET6_ADDRSTRLEN + 8];
@@ -173,6 +172,7 @@ struct smtp_cmdent {
 };
 
 static struct smtp_session *smtp_lookup(uint64_t);
+static const struct conf_listen *smtp_listen(const struct smtp_session *);
 static void	smtp_free(struct smtp_session *);
 static void	smtp_enter_state(struct smtp_session *, enum smtp_state);
 static void	smtp_reply(struct smtp_session *, const char *, ...)
@@ -276,6 +276,13 @@ smtp_same_host(const struct sockaddr_storage *a,
 	return 0;
 }
 
+/* smtp_listen - the session's listener in the configuration now in force */
+static const struct conf_listen *
+smtp_listen(const struct smtp_session *s)
+{
+	return &smtpd_env->conf->listen[s->lindex];
+}
+
 static struct smtp_session *
 smtp_lookup(uint64_t id)
 {
@@ -326,7 +333,10 @@ smtp_session_new(int fd, const struct conf_listen *l, int index,
 
 	s = xcalloc(1, sizeof(*s));
 	s->id = ++session_next & 0xffffffffffffULL;
-	s->listen = l;
+	/*
+	 * Keep the index, not the pointer: a reload frees the old
+	 * configuration (listeners themselves cannot change on reload).
+	 */
 	s->lindex = index;
 	s->qfd = -1;
 	memcpy(&s->ss, ss, sslen);
@@ -523,7 +533,7 @@ smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 		log_info("%016llx smtp tls %s", (unsigned long long)s->id,
 		    s->tls_info);
 		smtp_enter_state(s, S_CMD);
-		if (s->listen->tls == CONF_TLS_IMPLICIT)
+		if (smtp_listen(s)->tls == CONF_TLS_IMPLICIT)
 			smtp_reply(s, "220 %s ESMTP sluice",
 			    smtpd_env->conf->hostname);
 		/*
@@ -700,7 +710,7 @@ smtp_parse_error(struct smtp_session *s, int err, enum smtp_verb verb)
 static void
 smtp_fsm_of(const struct smtp_session *s, struct smtp_fsm *f)
 {
-	const struct conf_listen	*l = s->listen;
+	const struct conf_listen	*l = smtp_listen(s);
 
 	smtp_fsm_init(f, l->tls == CONF_TLS_STARTTLS ? SMTP_FSM_TLS_STARTTLS :
 	    l->tls == CONF_TLS_IMPLICIT ? SMTP_FSM_TLS_IMPLICIT :
@@ -825,7 +835,7 @@ smtp_cmd_ehlo(struct smtp_session *s, const struct smtp_cmd *cmd)
 	smtp_reply(s, "250-PIPELINING");
 	smtp_reply(s, "250-SIZE %llu",
 	    (unsigned long long)conf->limits.message_size);
-	if (!(s->flags & SF_TLS) && s->listen->tls == CONF_TLS_STARTTLS &&
+	if (!(s->flags & SF_TLS) && smtp_listen(s)->tls == CONF_TLS_STARTTLS &&
 	    smtpd_tls_ctx != NULL)
 		smtp_reply(s, "250-STARTTLS");
 	/* RFC 4954 and 8314: credentials only over TLS */

@@ -115,6 +115,7 @@ class Server:
         while len(ports) < 4:
             ports.add(free_port())
         self.submission, self.smtps, self.relay, self.untrusted = ports
+        self.closed = free_port()
         with open(self.conf, "w") as f:
             f.write("""\
 hostname = "%(host)s";
@@ -136,8 +137,11 @@ limits = { message_size = "25M"; recipients = 5; errors = 6;
            connections_per_ip = 50; };
 timeouts = { command = "3s"; };
 redis = { embedded = true; };
-delivery = { workers = 1; };
-""" % {"host": HOSTNAME, "tmp": self.tmp, "sub": self.submission,
+# nothing leaves: deliveries to a closed port on loopback are deferred,
+# so every accepted message stays in the queue for the checks
+delivery = { workers = 1; routes = (
+  { domains = [ "*" ]; smarthost = "127.0.0.1:%(closed)d"; tls = "none"; } ); };
+""" % {"closed": self.closed, "host": HOSTNAME, "tmp": self.tmp, "sub": self.submission,
                 "smtps": self.smtps, "relay": self.relay,
                 "untr": self.untrusted})
 
