@@ -7,11 +7,16 @@
  * job on the event loop; the job owns its session, and the session
  * ends the job with dlv_job_end() when its connection is closed.
  * tls.c holds the client TLS contexts, made before the sandbox.
+ * mx.c finds where a job goes: the MX hosts of its domain (or the
+ * smarthost's name) through dns.c, c-ares on the event loop, and
+ * hands one address after another to smtp_client.c until one takes
+ * the session.
  */
 #ifndef SLUICE_DELIVERD_H
 #define SLUICE_DELIVERD_H
 
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include <stddef.h>
 #include <stdint.h>
@@ -20,6 +25,7 @@
 
 #include "conf.h"
 #include "msgid.h"
+#include "netaddr.h"
 #include "queue_proto.h"
 
 /* jobs in progress at once in one worker; more are deferred at once */
@@ -28,9 +34,17 @@
 /* bounds of an enhanced status code as text ("4.7.10") */
 #define DLV_STATUS_MAX		16
 
+/* where a job may go: bounds on what DNS may make us try */
+#define DLV_MX_HOSTS		10	/* MX hosts kept, best first */
+#define DLV_HOST_ADDRS		8	/* addresses kept per host */
+#define DLV_TRY_MAX		10	/* connections per job */
+#define DLV_MX_PORT		25
+
 struct child_env;
 struct child_peer;
 struct smtpc;
+struct dlv_path;
+struct dns_req;
 
 struct dlv_rcpt {
 	uint32_t	 index;		/* in the message, for queued */
@@ -63,6 +77,20 @@ struct dlv_job {
 	uint32_t		 done_flags;	/* QP_DONE_* */
 	char			 relay[300];	/* "host[addr]:port", "none" */
 	struct smtpc		*sess;
+	struct dlv_path		*path;		/* mx.c: where it goes */
+};
+
+/*
+ * what a session needs of its route, copied when the job starts: DNS
+ * takes time, and a reload may free the configuration meanwhile
+ */
+struct dlv_params {
+	enum conf_route_tls	 tls;
+	char			 helo[NETADDR_HOST_MAX + 1];
+	char			*smarthost;	/* as written; NULL for mx */
+	char			*auth_user;	/* NULL: no AUTH */
+	char			*auth_password_file;
+	uint32_t		 t_connect, t_cmd, t_data;
 };
 
 /* a secret read before the sandbox (auth_password_file) */
@@ -84,9 +112,25 @@ void		 dlv_job_end(struct dlv_job *);
 const struct dlv_secret *dlv_secret_get(const char *);
 
 /* smtp_client.c */
-int		 smtpc_start(struct dlv_job *, const struct conf *,
-		    const struct conf_route *);
+void		 smtpc_start(struct dlv_job *, const struct dlv_params *,
+		    const char *, const struct sockaddr *, socklen_t, int);
 void		 smtpc_free(struct smtpc *);
+
+/* mx.c */
+int		 dlv_path_start(struct dlv_job *, const struct conf *,
+		    const struct conf_route *);
+void		 dlv_path_next(struct dlv_job *, int, const char *,
+		    const char *);
+void		 dlv_path_free(struct dlv_path *);
+
+/* dns.c */
+typedef void	 dns_cb(void *, int, const unsigned char *, int);
+int		 dns_init(const struct conf *);
+void		 dns_reconfigure(const struct conf *);
+void		 dns_query(struct dns_req **, const char *, int, dns_cb *,
+		    void *);
+void		 dns_cancel(struct dns_req **);
+const char	*dns_strerror(int);
 
 /* tls.c */
 int		 dlv_tls_init(const struct conf *);

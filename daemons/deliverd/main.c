@@ -1,14 +1,16 @@
 /*
  * deliverd - a delivery worker: the SMTP client that relays to smarthosts
+ * and to the MX hosts of recipient domains
  *
  * queued hands it jobs (queue_proto.h): DLV_RCPT frames, then DLV_JOB
- * with the message as a sealed memfd.  Each smarthost job gets its own
- * SMTP client session on the one event loop (smtp_client.c); every
- * recipient's outcome goes back as DLV_RESULT, then DLV_DONE.  MX
- * routes are not served yet and defer.
+ * with the message as a sealed memfd.  mx.c finds the addresses of the
+ * job's smarthost or MX hosts (DNS through c-ares on the one event
+ * loop, dns.c) and each job gets its own SMTP client session
+ * (smtp_client.c); every recipient's outcome goes back as DLV_RESULT,
+ * then DLV_DONE.
  *
  * Privileged setup reads what the sandbox would hide: the upstream
- * passwords and the CA file (tls.c).
+ * passwords, the CA file (tls.c) and /etc/resolv.conf (dns.c).
  */
 #include "config.h"
 
@@ -92,6 +94,10 @@ deliverd_setup(struct child_env *env)
 			    conf->delivery.routes[i].auth_password_file);
 	if (dlv_tls_init(conf) == -1)
 		fatalx("%s: TLS setup failed", env->name);
+	/* without a resolver only literal smarthosts work; DNS jobs defer */
+	if (dns_init(conf) == -1)
+		log_warnx("%s: no DNS resolver; jobs that need one defer",
+		    env->name);
 }
 
 static void
@@ -104,6 +110,7 @@ deliverd_configure(struct child_env *env, struct conf *old)
 	if (old == NULL)
 		return;
 	dlv_tls_reconfigure(conf, old);
+	dns_reconfigure(conf);
 	for (i = 0; i < conf->delivery.nroutes; i++) {
 		const char *p = conf->delivery.routes[i].auth_password_file;
 
@@ -253,6 +260,7 @@ dlv_job_free(struct dlv_job *j)
 	if (j == NULL)
 		return;
 	smtpc_free(j->sess);
+	dlv_path_free(j->path);
 	TAILQ_REMOVE(&jobs, j, entry);
 	njobs--;
 	for (i = 0; i < j->n; i++) {
@@ -433,11 +441,6 @@ dlv_job_run(struct dlv_job *j)
 		goto answer;
 	}
 	route = &conf->delivery.routes[j->route];
-	if (route->mx) {
-		dlv_job_fail_all(j, 451, "4.4.3", "MX delivery not "
-		    "available yet");
-		goto answer;
-	}
 	if (!dlv_path_ok(j->sender)) {
 		dlv_job_fail_all(j, 553, "5.1.7", "sender address contains "
 		    "characters that cannot be sent");
@@ -464,9 +467,9 @@ dlv_job_run(struct dlv_job *j)
 	}
 	if (live == 0)
 		goto answer;
-	if (smtpc_start(j, conf, route) == 0)
+	if (dlv_path_start(j, conf, route) == 0)
 		return;
-	/* smtpc_start() set the outcome */
+	/* dlv_path_start() set the outcome */
  answer:
 	dlv_job_report(j);
 	dlv_job_free(j);

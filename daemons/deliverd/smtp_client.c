@@ -1,5 +1,6 @@
 /*
- * smtp_client.c - one SMTP client session per job, to a smarthost
+ * smtp_client.c - one SMTP client session per job, to a smarthost or
+ * to one address of an MX host (mx.c chooses the address)
  *
  * connect -> [TLS] -> greeting -> EHLO (HELO on 5xx) -> [STARTTLS ->
  * EHLO] -> [AUTH] -> MAIL, RCPT..., DATA (one write under PIPELINING)
@@ -8,7 +9,10 @@
  * timeouts.upstream_command for every reply and every step of the body,
  * timeouts.data_end for the reply to the final dot).
  *
- * Outcomes: a failure of the session (connect, greeting, TLS, time-out,
+ * Outcomes: a failed connection or a greeting that is not 2xx (or
+ * that never comes) goes back to mx.c, which tries the next address
+ * and defers everyone with the last failure when none is left
+ * (smtpc_next).  A failure of the session after that (TLS, time-out,
  * lost connection) defers every recipient; a failed MAIL gives its
  * reply to all; a refused RCPT keeps its own reply; the reply to the
  * final dot goes to every recipient whose RCPT was accepted.  The job
@@ -185,58 +189,42 @@ static void	smtpc_giveup(struct smtpc *, int, const char *, const char *,
 		    ...) __attribute__((format(printf, 4, 5)));
 static void	smtpc_fail_reply(struct smtpc *, const struct smtpc_reply *,
 		    int);
+static void	smtpc_next(struct smtpc *, int, const char *, const char *,
+		    ...) __attribute__((format(printf, 4, 5)));
+static void	smtpc_outcome(const struct smtpc_reply *, int, int *, char *,
+		    char *, size_t);
 static void	smtpc_quit(struct smtpc *);
 static void	smtpc_close(struct smtpc *);
 
 /*
- * smtpc_start - resolve (numeric only, for now), connect, and run the
- * session; 0 when it runs, -1 when every recipient has its outcome
+ * smtpc_start - connect to one address of host and run the session.
+ * A failure before the greeting is in goes back to mx.c, which tries
+ * the next address (dlv_path_next); so may this, at once.
  */
-int
-smtpc_start(struct dlv_job *j, const struct conf *conf,
-    const struct conf_route *route)
+void
+smtpc_start(struct dlv_job *j, const struct dlv_params *pr, const char *host,
+    const struct sockaddr *sa, socklen_t salen, int port)
 {
 	struct sockaddr_storage	 ss;
-	socklen_t		 sslen;
 	struct smtpc		*s;
 	struct timeval		 tv;
-	char			 err[256];
 	int			 fd;
 
-	if (route->auth_user != NULL) {
-		const struct dlv_secret *sec;
-
-		sec = dlv_secret_get(route->auth_password_file);
-		if (sec == NULL || sec->value == NULL) {
-			dlv_job_fail_all(j, 451, "4.7.0", "cannot authenticate "
-			    "to %s: auth_password_file %s", route->smarthost,
-			    sec != NULL ? sec->error : "was not read at start");
-			return -1;
-		}
-	}
-	/* no DNS yet: literals, and "localhost", which needs none */
-	if (strcasecmp(route->relay.host, "localhost") == 0) {
-		if (netaddr_parse_ip("127.0.0.1", &ss, &sslen) == -1)
-			return -1;
-	} else if (netaddr_parse_ip(route->relay.host, &ss, &sslen) == -1) {
-		dlv_job_fail_all(j, 451, "4.4.3", "cannot resolve smarthost "
-		    "%s without DNS yet", route->relay.host);
-		return -1;
-	}
+	memset(&ss, 0, sizeof(ss));
+	memcpy(&ss, sa, salen);
 	if (ss.ss_family == AF_INET)
-		((struct sockaddr_in *)&ss)->sin_port =
-		    htons((uint16_t)route->relay.port);
+		((struct sockaddr_in *)&ss)->sin_port = htons((uint16_t)port);
 	else
 		((struct sockaddr_in6 *)&ss)->sin6_port =
-		    htons((uint16_t)route->relay.port);
+		    htons((uint16_t)port);
 
 	s = xcalloc(1, sizeof(*s));
 	s->job = j;
 	j->sess = s;
 	s->fd = -1;
-	strlcpy(s->host, route->relay.host, sizeof(s->host));
+	strlcpy(s->host, host, sizeof(s->host));
 	netaddr_ntop((struct sockaddr *)&ss, s->addr, sizeof(s->addr));
-	s->port = route->relay.port;
+	s->port = port;
 	if (strcmp(s->host, s->addr) == 0)
 		snprintf(s->where, sizeof(s->where), "%s%s%s:%d",
 		    ss.ss_family == AF_INET6 ? "[" : "", s->addr,
@@ -247,17 +235,15 @@ smtpc_start(struct dlv_job *j, const struct conf *conf,
 	/* queued takes a relay of under 300 bytes; a long name is cut */
 	snprintf(j->relay, sizeof(j->relay), "%.200s[%s]:%d", s->host,
 	    s->addr, s->port);
-	s->tls = route->tls;
-	strlcpy(s->helo, route->helo != NULL ? route->helo : conf->hostname,
-	    sizeof(s->helo));
-	if (route->auth_user != NULL) {
-		s->auth_user = xstrdup(route->auth_user);
-		s->secret = dlv_secret_get(route->auth_password_file);
+	s->tls = pr->tls;
+	strlcpy(s->helo, pr->helo, sizeof(s->helo));
+	if (pr->auth_user != NULL) {
+		s->auth_user = xstrdup(pr->auth_user);
+		s->secret = dlv_secret_get(pr->auth_password_file);
 	}
-	s->t_connect = conf->timeouts.connect;
-	s->t_cmd = conf->timeouts.upstream_command;
-	s->t_data = conf->timeouts.data_end != 0 ? conf->timeouts.data_end :
-	    600;
+	s->t_connect = pr->t_connect;
+	s->t_cmd = pr->t_cmd;
+	s->t_data = pr->t_data;
 	s->timer = evtimer_new(dlv_env->base, smtpc_on_timeout, s);
 	if (s->timer == NULL)
 		fatalx("%s: evtimer_new", __func__);
@@ -265,14 +251,16 @@ smtpc_start(struct dlv_job *j, const struct conf *conf,
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
 	    0);
 	if (fd == -1) {
-		snprintf(err, sizeof(err), "%s", strerror(errno));
-		goto fail;
+		smtpc_next(s, 451, "4.4.1", "connect to %s: %s", s->where,
+		    strerror(errno));
+		return;
 	}
 	s->fd = fd;
-	if (connect(fd, (struct sockaddr *)&ss, sslen) == -1 &&
+	if (connect(fd, (struct sockaddr *)&ss, salen) == -1 &&
 	    errno != EINPROGRESS) {
-		snprintf(err, sizeof(err), "%s", strerror(errno));
-		goto fail;
+		smtpc_next(s, 451, "4.4.1", "connect to %s: %s", s->where,
+		    strerror(errno));
+		return;
 	}
 	log_debug("%s: connecting to %s (tls %s)", j->id, j->relay,
 	    conf_route_tls_str(s->tls));
@@ -284,12 +272,6 @@ smtpc_start(struct dlv_job *j, const struct conf *conf,
 	tv.tv_usec = 0;
 	event_add(s->ev_conn, &tv);
 	s->state = SC_CONNECT;
-	return 0;
- fail:
-	dlv_job_fail_all(j, 451, "4.4.1", "connect to %s: %s", s->where, err);
-	smtpc_free(s);
-	j->sess = NULL;
-	return -1;
 }
 
 /* smtpc_free - the session and its connection; NULL is fine */
@@ -342,14 +324,14 @@ smtpc_on_connect(evutil_socket_t fd, short ev, void *arg)
 	event_free(s->ev_conn);
 	s->ev_conn = NULL;
 	if (ev & EV_TIMEOUT) {
-		smtpc_fail(s, 451, "4.4.1", "connect to %s: timed out after "
+		smtpc_next(s, 451, "4.4.1", "connect to %s: timed out after "
 		    "%u s", s->where, s->t_connect);
 		return;
 	}
 	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
 	if (err != 0) {
-		smtpc_fail(s, 451, "4.4.1", "connect to %s: %s", s->where,
+		smtpc_next(s, 451, "4.4.1", "connect to %s: %s", s->where,
 		    strerror(err));
 		return;
 	}
@@ -427,6 +409,11 @@ smtpc_on_timeout(evutil_socket_t fd, short ev, void *arg)
 		smtpc_close(s);
 		return;
 	}
+	if (s->state == SC_GREETING) {
+		smtpc_next(s, 451, "4.4.2", "conversation with %s timed out "
+		    "%s", s->where, smtpc_phase(s));
+		return;
+	}
 	smtpc_fail(s, 451, "4.4.2", "conversation with %s timed out %s",
 	    s->where, smtpc_phase(s));
 }
@@ -495,6 +482,11 @@ smtpc_eventcb(struct bufferevent *bev, short what, void *arg)
 	}
 	if (s->state == SC_QUIT) {
 		smtpc_close(s);
+		return;
+	}
+	if (s->state == SC_GREETING && s->ssl == NULL) {
+		smtpc_next(s, 451, "4.4.2", "lost connection with %s %s",
+		    s->where, smtpc_phase(s));
 		return;
 	}
 	if (s->state == SC_TLS_WRAP || s->state == SC_TLS_START) {
@@ -718,7 +710,13 @@ smtpc_reply(struct smtpc *s)
 	switch (s->state) {
 	case SC_GREETING:
 		if (r->code / 100 != 2) {
-			smtpc_fail_reply(s, r, RR_DEFER);
+			char	 st[DLV_STATUS_MAX], text[QP_MAX_TEXT + 1];
+			int	 code;
+
+			/* RFC 5321 5.1: another address may serve */
+			smtpc_outcome(r, RR_DEFER, &code, st, text,
+			    sizeof(text));
+			smtpc_next(s, code, st, "%s", text);
 			return -1;
 		}
 		smtpc_enter(s, SC_EHLO);
@@ -1193,23 +1191,56 @@ smtpc_send_secret(struct smtpc *s, const char *prefix, const char *data,
 static void
 smtpc_rcpt_reply(struct dlv_rcpt *rc, const struct smtpc_reply *r, int flags)
 {
-	char	 status[DLV_STATUS_MAX];
+	char	 status[DLV_STATUS_MAX], text[QP_MAX_TEXT + 1];
+	int	 code;
+
+	smtpc_outcome(r, flags, &code, status, text, sizeof(text));
+	dlv_rcpt_set(rc, code, status, "%s", text);
+}
+
+/* smtpc_outcome - what smtpc_rcpt_reply() makes of a reply */
+static void
+smtpc_outcome(const struct smtpc_reply *r, int flags, int *codep,
+    char *status, char *text, size_t len)
+{
 	int	 code = r->code;
 
 	if ((code / 100 == 2 && !(flags & RR_OK)) || code / 100 == 3) {
-		dlv_rcpt_set(rc, 451, "4.5.0", "unexpected reply: %s",
-		    r->text);
+		*codep = 451;
+		strlcpy(status, "4.5.0", DLV_STATUS_MAX);
+		strlcpy(text, "unexpected reply: ", len);
+		strlcat(text, r->text, len);
 		return;
 	}
 	if (r->status[0] != '\0')
-		strlcpy(status, r->status, sizeof(status));
+		strlcpy(status, r->status, DLV_STATUS_MAX);
 	else
-		snprintf(status, sizeof(status), "%d.0.0", code / 100);
+		snprintf(status, DLV_STATUS_MAX, "%d.0.0", code / 100);
 	if ((flags & RR_DEFER) && code / 100 == 5) {
 		code -= 100;
 		status[0] = '4';
 	}
-	dlv_rcpt_set(rc, code, status, "%s", r->text);
+	*codep = code;
+	strlcpy(text, r->text, len);
+}
+
+/*
+ * smtpc_next - this address gave no session (connect, greeting): back
+ * to mx.c with why, for the next one.  The session is gone after.
+ */
+static void
+smtpc_next(struct smtpc *s, int code, const char *status, const char *fmt,
+    ...)
+{
+	va_list	 ap;
+	char	 text[QP_MAX_TEXT + 1];
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	log_info("%s: %s; trying the next address, if any", s->job->id,
+	    text);
+	dlv_path_next(s->job, code, status, text);
 }
 
 /*

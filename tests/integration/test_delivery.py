@@ -205,8 +205,10 @@ class Upstream:
     def __init__(self, tls=None, cert=None, auth=None, size=None,
                  smtputf8=False, dsn=False, pipelining=False,
                  rcpt_codes=None, data_code=None, data_delay=0.0,
-                 exclude_auth=(), mail_code=None):
-        self.port = free_port()
+                 exclude_auth=(), mail_code=None, host="127.0.0.1",
+                 port=None):
+        self.host = host
+        self.port = port or free_port()
         self.rcpt_codes = rcpt_codes or {}
         self.data_code = data_code
         self.mail_code = mail_code
@@ -261,7 +263,7 @@ class Upstream:
             def factory(self):
                 return Rec(self.handler, **self.SMTP_kwargs)
 
-        self.ctl = Ctl(self, hostname="127.0.0.1", port=self.port,
+        self.ctl = Ctl(self, hostname=host, port=self.port,
                        ssl_context=ctx if tls == "implicit" else None,
                        ready_timeout=10, **kw)
         self.ctl.start()
@@ -330,13 +332,14 @@ class Script:
     by verb, every connection served in a thread."""
 
     def __init__(self, greeting="220 script.test ESMTP", replies=None,
-                 final="250 2.0.0 Ok", silent=False):
+                 final="250 2.0.0 Ok", silent=False, host="127.0.0.1",
+                 port=0):
         self.greeting, self.replies = greeting, replies or {}
         self.final, self.silent = final, silent
         self.lines = []
         self.s = socket.socket()
         self.s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.s.bind(("127.0.0.1", 0))
+        self.s.bind((host, port))
         self.s.listen(8)
         self.port = self.s.getsockname()[1]
         self.stopped = False
@@ -345,6 +348,12 @@ class Script:
 
     def stop(self):
         self.stopped = True
+        try:
+            # wakes the thread in accept(): until it returns, close()
+            # alone leaves the port bound
+            self.s.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         try:
             self.s.close()
         except OSError:
@@ -409,6 +418,97 @@ TMP = tempfile.mkdtemp(prefix="sluice-dlv.", dir="/tmp")
 if not os.environ.get("SLUICE_KEEP"):
     H._CLEANUPS.append(lambda: subprocess.run(["rm", "-rf", TMP],
                                               timeout=30))
+
+
+class DNS:
+    """A small authoritative DNS server over UDP on 127.0.0.1, stdlib
+    only (dnsmasq cannot say SERVFAIL or a null MX on demand).
+    records: {name: {"A": [ip], "AAAA": [ip], "MX": [(pref, host)]}};
+    a name in records without the type asked is NODATA, a name in
+    servfail gets SERVFAIL, any other NXDOMAIN.  silent: read every
+    query and answer none."""
+
+    TYPES = {1: "A", 28: "AAAA", 15: "MX"}
+
+    def __init__(self, records=None, servfail=(), silent=False):
+        self.records = {k.lower().rstrip("."): v
+                        for k, v in (records or {}).items()}
+        self.servfail = {n.lower() for n in servfail}
+        self.silent = silent
+        self.queries = []         # (name, type name)
+        self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.s.bind(("127.0.0.1", 0))
+        self.port = self.s.getsockname()[1]
+        self.stopped = False
+        threading.Thread(target=self._serve, daemon=True).start()
+        H._CLEANUPS.append(self.stop)
+
+    def conf(self):
+        return 'dns = { servers = [ "127.0.0.1:%d" ]; };\n' % self.port
+
+    def stop(self):
+        self.stopped = True
+        try:
+            self.s.close()
+        except OSError:
+            pass
+
+    @staticmethod
+    def _name(n):
+        out = b""
+        for label in n.rstrip(".").split("."):
+            if label:
+                out += bytes([len(label)]) + label.encode()
+        return out + b"\0"
+
+    def _serve(self):
+        while not self.stopped:
+            try:
+                q, peer = self.s.recvfrom(4096)
+            except OSError:
+                return
+            try:
+                r = self._answer(q)
+            except (IndexError, ValueError):
+                continue
+            if r is not None and not self.silent:
+                try:
+                    self.s.sendto(r, peer)
+                except OSError:
+                    pass
+
+    def _answer(self, q):
+        qid, flags = q[0:2], int.from_bytes(q[2:4], "big")
+        i, labels = 12, []
+        while q[i]:
+            labels.append(q[i + 1:i + 1 + q[i]].decode("ascii"))
+            i += 1 + q[i]
+        qtype = int.from_bytes(q[i + 1:i + 3], "big")
+        question = q[12:i + 5]
+        name = ".".join(labels).lower()
+        tname = self.TYPES.get(qtype, str(qtype))
+        self.queries.append((name, tname))
+        answers, rcode = [], 0
+        if name in self.servfail:
+            rcode = 2
+        elif name not in self.records:
+            rcode = 3
+        else:
+            for v in self.records[name].get(tname, []):
+                if tname == "A":
+                    rd = socket.inet_pton(socket.AF_INET, v)
+                elif tname == "AAAA":
+                    rd = socket.inet_pton(socket.AF_INET6, v)
+                else:
+                    rd = v[0].to_bytes(2, "big") + self._name(v[1])
+                answers.append(b"\xc0\x0c" + qtype.to_bytes(2, "big") +
+                               b"\x00\x01" + (60).to_bytes(4, "big") +
+                               len(rd).to_bytes(2, "big") + rd)
+        # QR, AA, RD as asked, RA
+        rflags = 0x8000 | 0x0400 | (flags & 0x0100) | 0x0080 | rcode
+        return (qid + rflags.to_bytes(2, "big") + b"\x00\x01" +
+                len(answers).to_bytes(2, "big") + b"\x00\x00\x00\x00" +
+                question + b"".join(answers))
 
 
 def make_cert(name):
@@ -767,19 +867,36 @@ def t_connect_refused():
                res[i][2], "text %r" % res)
 
 
-def t_mx_route_defers():
-    d = deliverd('{ domains = [ "*" ]; mx = true; }')
-    res, _, relay = d.deliver(["bob@b.test"], BODY, dest="b.test")
+def t_smarthost_name_not_found():
+    dns = DNS({"other.b.test": {"A": ["127.0.0.1"]}})
+    d = deliverd(route(25, host="relay.b.test"), extra=dns.conf())
+    res, _, relay = d.deliver(["bob@b.test"], BODY)
     expect(res[0][:2] == (451, "4.4.3"), "result %r" % res)
-    expect("MX delivery not available" in res[0][2], "text %r" % res)
+    expect("host not found" in res[0][2], "text %r" % res)
     expect(relay == "none", "relay %r" % relay)
 
 
-def t_smarthost_name_defers():
-    d = deliverd(route(25, host="relay.example"))
-    res, _, _ = d.deliver(["bob@b.test"], BODY)
-    expect(res[0][:2] == (451, "4.4.3"), "result %r" % res)
-    expect("without DNS" in res[0][2], "text %r" % res)
+def t_smarthost_name_resolves():
+    up = Upstream()
+    dns = DNS({"relay.b.test": {"A": ["127.0.0.1"]}})
+    d = deliverd(route(up.port, host="relay.b.test"), extra=dns.conf())
+    res, _, relay = d.deliver(["bob@b.test"], BODY)
+    expect(code_of(res) == 250, "result %r" % res)
+    expect(relay == "relay.b.test[127.0.0.1]:%d" % up.port,
+           "relay %r" % relay)
+    expect(len(up.messages) == 1, "upstream got %d" % len(up.messages))
+    expect(("relay.b.test", "A") in dns.queries, "queries %r" % dns.queries)
+
+
+def t_smarthost_next_address():
+    """a name with two addresses: the first refuses, the second serves"""
+    up = Upstream()
+    dns = DNS({"relay.b.test": {"A": ["127.0.0.5", "127.0.0.1"]}})
+    d = deliverd(route(up.port, host="relay.b.test"), extra=dns.conf())
+    res, _, relay = d.deliver(["bob@b.test"], BODY)
+    expect(code_of(res) == 250, "result %r" % res)
+    expect(relay == "relay.b.test[127.0.0.1]:%d" % up.port,
+           "relay %r" % relay)
 
 
 def t_greeting_5xx_defers():
@@ -993,6 +1110,230 @@ def t_reload_midway():
     res, _, relay = d.deliver(["new@b.test"], BODY)
     expect(code_of(res) == 250 and str(up2.port) in relay,
            "after reload: %r %r" % (res, relay))
+
+
+# ---------------------------------------------------------------------------
+# MX delivery: our DNS server on 127.0.0.1, upstreams on 127.0.0.x:25
+# (root may bind port 25; every 127.0.0.0/8 address is local on Linux)
+
+def mx_route(tls="may"):
+    return '{ domains = [ "*" ]; mx = true; tls = "%s"; }' % tls
+
+
+def t_mx_delivered():
+    up = Upstream(host="127.0.0.2", port=25)
+    dns = DNS({"b.test": {"MX": [(10, "mx1.b.test")]},
+               "mx1.b.test": {"A": ["127.0.0.2"]}})
+    d = deliverd(mx_route(), extra=dns.conf())
+    res, _, relay = d.deliver(["bob@b.test"], BODY, dest="b.test")
+    expect(code_of(res) == 250, "result %r" % res)
+    expect(relay == "mx1.b.test[127.0.0.2]:25", "relay %r" % relay)
+    expect(len(up.messages) == 1 and up.messages[0]["content"] == BODY,
+           "upstream got %r" % up.messages)
+    expect(("b.test", "MX") in dns.queries, "queries %r" % dns.queries)
+
+
+def t_mx_dead_first_host():
+    """MX 10 refuses connections, MX 20 takes the message"""
+    up = Upstream(host="127.0.0.3", port=25)
+    dns = DNS({"b.test": {"MX": [(20, "mx2.b.test"), (10, "dead.b.test")]},
+               "dead.b.test": {"A": ["127.0.0.4"]},
+               "mx2.b.test": {"A": ["127.0.0.3"]}})
+    d = deliverd(mx_route(), extra=dns.conf())
+    res, _, relay = d.deliver(["bob@b.test", "carol@b.test"], BODY,
+                              dest="b.test")
+    expect(code_of(res, 0) == 250 and code_of(res, 1) == 250,
+           "result %r" % res)
+    expect(relay == "mx2.b.test[127.0.0.3]:25", "relay %r" % relay)
+    expect(len(up.messages) == 1, "upstream got %d" % len(up.messages))
+    expect(dns.queries.index(("dead.b.test", "A")) <
+           dns.queries.index(("mx2.b.test", "A")),
+           "preference order %r" % dns.queries)
+
+
+def t_mx_4xx_greeting_next():
+    """a 4xx greeting sends us on to the next MX host"""
+    sc = Script(greeting="421 4.3.2 busy", host="127.0.0.2", port=25)
+    up = Upstream(host="127.0.0.3", port=25)
+    dns = DNS({"b.test": {"MX": [(10, "busy.b.test"), (20, "mx2.b.test")]},
+               "busy.b.test": {"A": ["127.0.0.2"]},
+               "mx2.b.test": {"A": ["127.0.0.3"]}})
+    d = deliverd(mx_route(), extra=dns.conf())
+    res, _, relay = d.deliver(["bob@b.test"], BODY, dest="b.test")
+    expect(code_of(res) == 250, "result %r" % res)
+    expect(relay == "mx2.b.test[127.0.0.3]:25", "relay %r" % relay)
+    expect(len(up.messages) == 1, "upstream got %d" % len(up.messages))
+    sc.stop()
+
+
+def t_mx_all_hosts_fail():
+    """every MX host refuses: the last failure defers everyone"""
+    dns = DNS({"b.test": {"MX": [(10, "a.b.test"), (20, "c.b.test")]},
+               "a.b.test": {"A": ["127.0.0.4"]},
+               "c.b.test": {"A": ["127.0.0.5"]}})
+    d = deliverd(mx_route(), extra=dns.conf())
+    res, _, relay = d.deliver(["bob@b.test"], BODY, dest="b.test")
+    expect(res[0][:2] == (451, "4.4.1"), "result %r" % res)
+    expect("c.b.test[127.0.0.5]:25" in res[0][2], "text %r" % (res[0],))
+    expect(relay == "c.b.test[127.0.0.5]:25", "relay %r" % relay)
+
+
+def t_mx_equal_preference_shuffled():
+    """two hosts of preference 10: both get some of 16 jobs"""
+    up2 = Upstream(host="127.0.0.2", port=25)
+    up3 = Upstream(host="127.0.0.3", port=25)
+    dns = DNS({"b.test": {"MX": [(10, "x.b.test"), (10, "y.b.test")]},
+               "x.b.test": {"A": ["127.0.0.2"]},
+               "y.b.test": {"A": ["127.0.0.3"]}})
+    d = deliverd(mx_route(), extra=dns.conf())
+    rids = [d.submit(["bob@b.test"], BODY, dest="b.test") for _ in range(16)]
+    for rid in rids:
+        res, _, _ = d.wait(rid)
+        expect(code_of(res) == 250, "result %r" % res)
+    expect(len(up2.messages) + len(up3.messages) == 16,
+           "got %d + %d" % (len(up2.messages), len(up3.messages)))
+    expect(up2.messages and up3.messages,
+           "not shuffled: %d + %d" % (len(up2.messages), len(up3.messages)))
+
+
+def t_mx_implicit():
+    """no MX records, but an A record: the domain itself (RFC 5321 5.1)"""
+    up = Upstream(host="127.0.0.2", port=25)
+    dns = DNS({"c.test": {"A": ["127.0.0.2"]}})
+    d = deliverd(mx_route(), extra=dns.conf())
+    res, _, relay = d.deliver(["bob@c.test"], BODY, dest="c.test")
+    expect(code_of(res) == 250, "result %r" % res)
+    expect(relay == "c.test[127.0.0.2]:25", "relay %r" % relay)
+    expect(len(up.messages) == 1, "upstream got %d" % len(up.messages))
+
+
+def t_mx_aaaa():
+    """an MX host with only an IPv6 address"""
+    up = Upstream(host="::1", port=25)
+    dns = DNS({"b.test": {"MX": [(10, "six.b.test")]},
+               "six.b.test": {"AAAA": ["::1"]}})
+    d = deliverd(mx_route(), extra=dns.conf())
+    res, _, relay = d.deliver(["bob@b.test"], BODY, dest="b.test")
+    expect(code_of(res) == 250, "result %r" % res)
+    expect(relay == "six.b.test[::1]:25", "relay %r" % relay)
+    expect(len(up.messages) == 1, "upstream got %d" % len(up.messages))
+
+
+def t_mx_no_address():
+    """the name exists but has no MX, A or AAAA record: 5.4.4"""
+    dns = DNS({"c.test": {"TXT": []}})
+    d = deliverd(mx_route(), extra=dns.conf())
+    res, _, relay = d.deliver(["bob@c.test"], BODY, dest="c.test")
+    expect(res[0][:2] == (550, "5.4.4"), "result %r" % res)
+    expect(relay == "none", "relay %r" % relay)
+
+
+def t_mx_null():
+    dns = DNS({"b.test": {"MX": [(0, ".")]}})
+    d = deliverd(mx_route(), extra=dns.conf())
+    res, _, relay = d.deliver(["bob@b.test", "c@b.test"], BODY,
+                              dest="b.test")
+    for i in (0, 1):
+        expect(res[i][:2] == (556, "5.1.10"), "result %r" % res)
+        expect("domain does not accept mail" in res[i][2], "text %r" % res)
+    expect(relay == "none", "relay %r" % relay)
+
+
+def t_mx_nxdomain():
+    dns = DNS({"b.test": {"MX": [(10, "mx1.b.test")]}})
+    d = deliverd(mx_route(), extra=dns.conf())
+    res, _, relay = d.deliver(["bob@nowhere.test"], BODY,
+                              dest="nowhere.test")
+    expect(res[0][:2] == (550, "5.1.2"), "result %r" % res)
+    expect("domain not found" in res[0][2], "text %r" % res)
+    expect(relay == "none", "relay %r" % relay)
+
+
+def t_mx_servfail():
+    dns = DNS({}, servfail=["b.test"])
+    d = deliverd(mx_route(), extra=dns.conf())
+    res, _, relay = d.deliver(["bob@b.test"], BODY, dest="b.test")
+    expect(res[0][:2] == (451, "4.4.3"), "result %r" % res)
+    expect("retry later" in res[0][2], "text %r" % res)
+    expect(("b.test", "MX") in dns.queries, "queries %r" % dns.queries)
+
+
+def t_mx_dns_refused():
+    """dns.servers names a port nobody listens on"""
+    port = free_port()
+    d = deliverd(mx_route(), extra='dns = { servers = [ "127.0.0.1:%d" ]; };'
+                 % port)
+    res, _, relay = d.deliver(["bob@b.test"], BODY, dest="b.test")
+    expect(res[0][:2] == (451, "4.4.3"), "result %r" % res)
+    expect(relay == "none", "relay %r" % relay)
+
+
+def t_mx_dns_silent():
+    """a DNS server that never answers: deferred after the time-out"""
+    dns = DNS({"b.test": {"MX": [(10, "mx1.b.test")]}}, silent=True)
+    d = deliverd(mx_route(), extra=dns.conf())
+    t0 = time.monotonic()
+    res, _, relay = d.deliver(["bob@b.test"], BODY, dest="b.test",
+                              timeout=20)
+    expect(res[0][:2] == (451, "4.4.3"), "result %r" % res)
+    expect("timed out" in res[0][2], "text %r" % res)
+    expect(time.monotonic() - t0 < 15, "took %.1f s" %
+           (time.monotonic() - t0))
+    expect(d.alive(), "deliverd died")
+
+
+def t_mx_address_literal():
+    """bob@[127.0.0.2]: no DNS at all"""
+    up = Upstream(host="127.0.0.2", port=25)
+    d = deliverd(mx_route(), extra='dns = { servers = [ "127.0.0.1:9" ]; };')
+    res, _, relay = d.deliver(["bob@[127.0.0.2]"], BODY, dest="[127.0.0.2]")
+    expect(code_of(res) == 250, "result %r" % res)
+    expect(relay == "[127.0.0.2][127.0.0.2]:25", "relay %r" % relay)
+
+
+def t_mx_queued_gone_during_dns():
+    """queued goes away while a lookup runs: nothing breaks"""
+    dns = DNS({"b.test": {"MX": [(10, "mx1.b.test")]}}, silent=True)
+    d = deliverd(mx_route(), extra=dns.conf())
+    d.submit(["bob@b.test"], BODY, dest="b.test")
+    time.sleep(0.3)
+    d.q.close()
+    d.q = d.link_queued()
+    time.sleep(7)
+    expect(d.alive(), "deliverd died\n" + d.log_tail())
+    dns.silent = False
+    up = Upstream(host="127.0.0.2", port=25)
+    dns.records["mx1.b.test"] = {"A": ["127.0.0.2"]}
+    res, _, relay = d.deliver(["bob@b.test"], BODY, dest="b.test")
+    expect(code_of(res) == 250, "result %r" % res)
+    expect(len(up.messages) == 1, "upstream got %d" % len(up.messages))
+
+
+def t_mx_reload_new_dns_servers():
+    """dns.servers changes on reload while a lookup runs: the lookup
+    ends on the old server, later ones use the new"""
+    slow = DNS({"b.test": {"MX": [(10, "mx1.b.test")]}}, silent=True)
+    good = DNS({"b.test": {"MX": [(10, "mx1.b.test")]},
+                "mx1.b.test": {"A": ["127.0.0.2"]}})
+    up = Upstream(host="127.0.0.2", port=25)
+    d = deliverd(mx_route(), extra=slow.conf())
+    rid = d.submit(["bob@b.test"], BODY, dest="b.test")
+    time.sleep(0.5)
+    conf = H.make_config(d.tmp, routes="( %s )" % mx_route(),
+                         extra=TIMEOUTS + good.conf())
+    fd = H.memfd_with(conf)
+    try:
+        d.parent.send(H.T.CONF, 0, H.u32(2), fd)
+    finally:
+        os.close(fd)
+    f = d.parent.recv()
+    expect(f is not None and f.type == H.T.CONF_DONE, "no CONF_DONE: %r" % f)
+    res, _, _ = d.wait(rid, timeout=20)
+    expect(res[0][:2] == (451, "4.4.3"), "in-flight job: %r" % res)
+    res, _, relay = d.deliver(["bob@b.test"], BODY, dest="b.test")
+    expect(code_of(res) == 250 and relay == "mx1.b.test[127.0.0.2]:25",
+           "after reload: %r %r" % (res, relay))
+    expect(len(up.messages) == 1, "upstream got %d" % len(up.messages))
 
 
 TESTS = [(n[2:], f) for n, f in list(globals().items())
