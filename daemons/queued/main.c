@@ -127,7 +127,6 @@ queued_configure(struct child_env *env, struct conf *old)
 	q.renew = evtimer_new(env->base, queued_on_renew, NULL);
 	if (q.tick == NULL || q.renew == NULL)
 		fatalx("%s: evtimer_new", env->name);
-	sched_init();
 	queued_kick();
 	queued_arm_renew();
 }

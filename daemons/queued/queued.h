@@ -152,7 +152,6 @@ int	store_fixup(const char *, size_t, const char *, char **, size_t *);
 uint64_t store_now_ms(void);
 
 /* scheduler.c */
-void	sched_init(void);
 void	sched_tick(void);
 void	sched_renew(void);
 void	sched_peer_msg(struct child_peer *, struct ipc_msg *);

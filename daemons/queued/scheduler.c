@@ -148,11 +148,6 @@ static void		 qmsg_free(struct qmsg *);
 static uint32_t		 sched_backoff(int);
 static uint64_t		 sched_job_deadline(void);
 
-void
-sched_init(void)
-{
-}
-
 /* sched_pick_worker - the greeted deliverd with the fewest jobs */
 static struct child_peer *
 sched_pick_worker(void)

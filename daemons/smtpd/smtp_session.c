@@ -203,7 +203,6 @@ static void	smtp_cmd_rset(struct smtp_session *, const struct smtp_cmd *);
 static void	smtp_cmd_noop(struct smtp_session *, const struct smtp_cmd *);
 static void	smtp_cmd_quit(struct smtp_session *, const struct smtp_cmd *);
 static void	smtp_cmd_vrfy(struct smtp_session *, const struct smtp_cmd *);
-static void	smtp_cmd_expn(struct smtp_session *, const struct smtp_cmd *);
 static void	smtp_cmd_help(struct smtp_session *, const struct smtp_cmd *);
 static void	smtp_cmd_starttls(struct smtp_session *,
 		    const struct smtp_cmd *);
@@ -240,7 +239,6 @@ static const struct smtp_cmdent smtp_cmds[] = {
 	{ SMTP_CMD_NOOP,	smtp_cmd_noop },
 	{ SMTP_CMD_QUIT,	smtp_cmd_quit },
 	{ SMTP_CMD_VRFY,	smtp_cmd_vrfy },
-	{ SMTP_CMD_EXPN,	smtp_cmd_expn },
 	{ SMTP_CMD_HELP,	smtp_cmd_help },
 	{ SMTP_CMD_STARTTLS,	smtp_cmd_starttls },
 	{ SMTP_CMD_AUTH,	smtp_cmd_auth },
@@ -1018,10 +1016,6 @@ smtp_cmd_data(struct smtp_session *s, const struct smtp_cmd *cmd)
 		smtp_error(s, "501 5.5.4 Syntax: DATA");
 		return;
 	}
-	if (s->qflags & QP_BODY_BINARYMIME) {
-		smtp_error(s, "503 5.5.1 Error: BINARYMIME needs BDAT");
-		return;
-	}
 	smtp_txn_begin(s);
 }
 
@@ -1067,13 +1061,6 @@ smtp_cmd_vrfy(struct smtp_session *s, const struct smtp_cmd *cmd)
 	/* RFC 5321 3.5.3: a submission server gives nothing away */
 	smtp_reply(s, "252 2.5.0 Cannot VRFY user, but will accept message "
 	    "and attempt delivery");
-}
-
-static void
-smtp_cmd_expn(struct smtp_session *s, const struct smtp_cmd *cmd)
-{
-	/* smtp_fsm refuses it before we get here */
-	smtp_error(s, "502 5.5.1 Error: EXPN not supported");
 }
 
 static void
