@@ -342,6 +342,10 @@ static const struct key route_keys[] = {
 	KSTR("helo",		R(helo), NULL, check_hostname),
 	KFN("rate",		fn_rate),
 	KINT("concurrency",	R(concurrency), 1, 1000, 0),
+	KINT("messages_per_connection", R(messages_per_connection), 1,
+	    100000, 100),
+	KDUR("idle_timeout",	R(idle_timeout), 0, HOUR, 5),
+	KDUR("backoff",		R(backoff), 1, DAY, MINUTE),
 	KEND
 };
 static const struct group route_group = { route_keys, post_route };
@@ -1775,6 +1779,9 @@ fn_routes(struct ctx *ctx, const config_setting_t *parent,
 		r->ndomains = 1;
 		r->mx = 1;
 		r->tls = CONF_ROUTE_TLS_MAY;
+		r->messages_per_connection = 100;
+		r->idle_timeout = 5;
+		r->backoff = MINUTE;
 		return 0;
 	}
 	if (!config_setting_is_list(s))

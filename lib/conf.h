@@ -93,6 +93,9 @@ struct conf_route {
 	uint32_t		 rate_count;	/* 0: no rate limit */
 	uint32_t		 rate_period;	/* seconds */
 	int			 concurrency;	/* 0: unlimited */
+	int			 messages_per_connection; /* default 100 */
+	uint32_t		 idle_timeout;	/* s an idle connection waits, 0: none */
+	uint32_t		 backoff;	/* s a destination pauses after 421 */
 	int			 line;
 };
 
