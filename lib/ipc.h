@@ -126,6 +126,7 @@ enum ipc_type {
 	IPC_DLV_JOB,		/* fd; route, flags, nrcpt, id, sender, envid, destination */
 	IPC_DLV_RESULT,		/* index, code, enhanced status, text */
 	IPC_DLV_DONE,		/* flags, relay */
+	IPC_DLV_CLOSED,		/* route, destination: an idle connection ended */
 
 	/* smtpd <-> authd, one request per reqid; see auth_proto.h */
 	IPC_AUTH_REQ,		/* login, password, client */

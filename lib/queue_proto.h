@@ -54,6 +54,14 @@
  *	              server's reply, lines joined by a space)
  *	  DLV_DONE    (deliverd -> queued) u32 flags (QP_DONE_*), str
  *	              relay ("host[addr]:port", "none")
+ *	  DLV_CLOSED  (deliverd -> queued) u32 route, str destination: a
+ *	              connection DLV_DONE said was kept (QP_DONE_KEPT) has
+ *	              closed; reqid 0
+ *
+ *	A connection kept open after a job waits, idle, for the next job
+ *	to the same route and destination; deliverd takes it for that job
+ *	(RSET first) and opens a new one only when it is gone.  queued
+ *	counts kept connections against the route's concurrency.
  *
  *	A recipient with no DLV_RESULT when DLV_DONE arrives counts as a
  *	temporary failure (4.4.0).  A worker whose channel dies has its
@@ -77,6 +85,8 @@
 
 /* DLV_DONE flags */
 #define QP_DONE_DSN		0x01	/* the server took DSN parameters */
+#define QP_DONE_KEPT		0x02	/* the connection stays open, idle */
+#define QP_DONE_BACKOFF		0x04	/* 421 or "too many connections" */
 
 /* bounds of the fields, checked on receipt */
 #define QP_MAX_ADDR		512	/* a path, with room for UTF-8 */

@@ -157,6 +157,8 @@ static const struct type_row type_rows[] = {
 	    FDK_NONE },
 	{ IPC_DLV_DONE,		"DLV_DONE",		2, IPC_MAX_PAYLOAD,
 	    FDK_NONE },
+	{ IPC_DLV_CLOSED,	"DLV_CLOSED",		2, IPC_MAX_PAYLOAD,
+	    FDK_NONE },
 	{ IPC_AUTH_REQ,		"AUTH_REQ",		3, IPC_MAX_PAYLOAD,
 	    FDK_NONE },
 	{ IPC_AUTH_RES,		"AUTH_RES",		6, IPC_MAX_PAYLOAD,
