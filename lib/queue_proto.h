@@ -53,7 +53,8 @@
  *	              5xx), str enhanced status ("2.0.0"), str text (the
  *	              server's reply, lines joined by a space)
  *	  DLV_DONE    (deliverd -> queued) u32 flags (QP_DONE_*), str
- *	              relay ("host[addr]:port", "none")
+ *	              relay ("host[addr]:port", "none"), u32 ms of
+ *	              connection set-up, u32 ms of the transaction
  *	  DLV_CLOSED  (deliverd -> queued) u32 route, str destination: a
  *	              connection DLV_DONE said was kept (QP_DONE_KEPT) has
  *	              closed; reqid 0

@@ -78,6 +78,8 @@ struct dlv_job {
 	char			 relay[300];	/* "host[addr]:port", "none" */
 	struct smtpc		*sess;
 	struct dlv_path		*path;		/* mx.c: where it goes */
+	uint64_t		 t_start;	/* ms: the job came */
+	uint64_t		 t_mail;	/* ms: MAIL went, 0 before */
 };
 
 /*
@@ -91,6 +93,8 @@ struct dlv_params {
 	char			*auth_user;	/* NULL: no AUTH */
 	char			*auth_password_file;
 	uint32_t		 t_connect, t_cmd, t_data;
+	int			 max_msgs;	/* per connection */
+	uint32_t		 idle_timeout;	/* 0: no connection is kept */
 };
 
 /* a secret read before the sandbox (auth_password_file) */
@@ -109,12 +113,17 @@ void		 dlv_job_fail_all(struct dlv_job *, int, const char *,
 		    const char *, ...) __attribute__((format(printf, 4, 5)));
 void		 dlv_job_report(struct dlv_job *);
 void		 dlv_job_end(struct dlv_job *);
+void		 dlv_job_route(struct dlv_job *);
+void		 dlv_job_free(struct dlv_job *);
+uint64_t	 dlv_now_ms(void);
 const struct dlv_secret *dlv_secret_get(const char *);
 
 /* smtp_client.c */
 void		 smtpc_start(struct dlv_job *, const struct dlv_params *,
 		    const char *, const struct sockaddr *, socklen_t, int);
 void		 smtpc_free(struct smtpc *);
+int		 smtpc_reuse(struct dlv_job *);
+void		 smtpc_flush_idle(struct child_peer *);
 
 /* mx.c */
 int		 dlv_path_start(struct dlv_job *, const struct conf *,

@@ -24,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <sodium.h>
@@ -54,7 +55,7 @@ static void	deliverd_peer_msg(struct child_env *, struct child_peer *,
 static void	dlv_secret_load(const char *);
 static struct dlv_job *dlv_job_find(struct child_peer *, uint64_t);
 static struct dlv_job *dlv_job_new(struct child_peer *, uint64_t);
-static void	dlv_job_free(struct dlv_job *);
+
 static void	dlv_recv_rcpt(struct child_peer *, struct ipc_msg *);
 static void	dlv_recv_job(struct child_peer *, struct ipc_msg *);
 static void	dlv_job_run(struct dlv_job *);
@@ -109,6 +110,8 @@ deliverd_configure(struct child_env *env, struct conf *old)
 	dlv_env = env;
 	if (old == NULL)
 		return;
+	/* route numbers may mean other routes now */
+	smtpc_flush_idle(NULL);
 	dlv_tls_reconfigure(conf, old);
 	dns_reconfigure(conf);
 	for (i = 0; i < conf->delivery.nroutes; i++) {
@@ -252,7 +255,7 @@ dlv_job_new(struct child_peer *p, uint64_t reqid)
 	return j;
 }
 
-static void
+void
 dlv_job_free(struct dlv_job *j)
 {
 	size_t	 i;
@@ -427,7 +430,6 @@ static void
 dlv_job_run(struct dlv_job *j)
 {
 	const struct conf	*conf = dlv_env->conf;
-	const struct conf_route	*route;
 	size_t			 i, live = 0;
 
 	if (njobs > DLV_MAX_JOBS) {
@@ -440,7 +442,6 @@ dlv_job_run(struct dlv_job *j)
 		    "configured", j->route);
 		goto answer;
 	}
-	route = &conf->delivery.routes[j->route];
 	if (!dlv_path_ok(j->sender)) {
 		dlv_job_fail_all(j, 553, "5.1.7", "sender address contains "
 		    "characters that cannot be sent");
@@ -467,10 +468,31 @@ dlv_job_run(struct dlv_job *j)
 	}
 	if (live == 0)
 		goto answer;
-	if (dlv_path_start(j, conf, route) == 0)
+	j->t_start = dlv_now_ms();
+	if (smtpc_reuse(j))
 		return;
-	/* dlv_path_start() set the outcome */
+	dlv_job_route(j);
+	return;
  answer:
+	dlv_job_report(j);
+	dlv_job_free(j);
+}
+
+/*
+ * dlv_job_route - a new connection for the job, where its route says;
+ * dlv_path_start() sets the outcome when it cannot start
+ */
+void
+dlv_job_route(struct dlv_job *j)
+{
+	const struct conf	*conf = dlv_env->conf;
+
+	if (j->route >= conf->delivery.nroutes)
+		dlv_job_fail_all(j, 451, "4.3.5", "delivery route %u is not "
+		    "configured", j->route);
+	else if (dlv_path_start(j, conf, &conf->delivery.routes[j->route]) ==
+	    0)
+		return;
 	dlv_job_report(j);
 	dlv_job_free(j);
 }
@@ -545,6 +567,7 @@ dlv_job_report(struct dlv_job *j)
 	char			 to[QP_MAX_ADDR * 4 + 1];
 	char			 text[QP_MAX_TEXT * 4 + 1];
 	size_t			 i;
+	uint64_t		 now, mail;
 
 	if (j->peer == NULL)
 		return;
@@ -566,13 +589,28 @@ dlv_job_report(struct dlv_job *j)
 			log_warnx("%s: cannot send DLV_RESULT to %s", j->id,
 			    ipc_name(j->peer->ipc));
 	}
+	/* connection set-up, then the transaction (delays=a/b/c/d) */
+	now = dlv_now_ms();
+	mail = j->t_mail != 0 ? j->t_mail : now;
 	ipc_frame_init(&f, IPC_DLV_DONE, j->reqid);
 	ipc_put_u32(&f, j->done_flags);
 	ipc_put_str(&f, j->relay);
+	ipc_put_u32(&f, (uint32_t)(mail - j->t_start));
+	ipc_put_u32(&f, (uint32_t)(now - mail));
 	if (ipc_send(j->peer->ipc, &f, -1) == -1)
 		log_warnx("%s: cannot send DLV_DONE to %s", j->id,
 		    ipc_name(j->peer->ipc));
 	j->peer = NULL;
+}
+
+/* dlv_now_ms - a monotonic clock, for the delays of log lines */
+uint64_t
+dlv_now_ms(void)
+{
+	struct timespec	 ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
 /* dlv_job_end - the session is over: answer if not yet, and forget it */
@@ -593,6 +631,7 @@ dlv_peer_gone(struct child_peer *p)
 {
 	struct dlv_job	*j, *next;
 
+	smtpc_flush_idle(p);
 	for (j = TAILQ_FIRST(&jobs); j != NULL; j = next) {
 		next = TAILQ_NEXT(j, entry);
 		if (j->peer != p)

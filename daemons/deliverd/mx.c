@@ -149,6 +149,8 @@ dlv_path_start(struct dlv_job *j, const struct conf *conf,
 	pr->t_cmd = conf->timeouts.upstream_command;
 	pr->t_data = conf->timeouts.data_end != 0 ? conf->timeouts.data_end :
 	    600;
+	pr->max_msgs = route->messages_per_connection;
+	pr->idle_timeout = route->idle_timeout;
 	p->mx = route->mx;
 	p->port = route->mx ? DLV_MX_PORT : route->relay.port;
 	strlcpy(p->dest, host, sizeof(p->dest));

@@ -94,13 +94,15 @@ enum smtpc_state {
 	SC_BODY,
 	SC_DOT,
 	SC_DOT_DISCARD,		/* a 354 nobody wanted; its "." reply */
-	SC_QUIT
+	SC_QUIT,
+	SC_RSET,		/* a kept connection taken for the next job */
+	SC_IDLE			/* kept open, waiting for a job (no job) */
 };
 
 static const char *const smtpc_state_names[] = {
 	"CONNECT", "TLS_WRAP", "GREETING", "EHLO", "HELO", "STARTTLS",
 	"TLS_START", "AUTH", "AUTH_USER", "AUTH_PASS", "ENVELOPE", "BODY",
-	"DOT", "DOT_DISCARD", "QUIT"
+	"DOT", "DOT_DISCARD", "QUIT", "RSET", "IDLE"
 };
 
 struct smtpc_reply {
@@ -112,7 +114,18 @@ struct smtpc_reply {
 };
 
 struct smtpc {
-	struct dlv_job		*job;
+	TAILQ_ENTRY(smtpc)	 entry;		/* in idle, while SC_IDLE */
+	struct dlv_job		*job;		/* NULL once kept (SC_IDLE, QUIT) */
+	int			 in_idle;
+	/* what a kept connection serves, and whom to tell when it ends */
+	uint32_t		 route;
+	char			 dest[300];
+	struct child_peer	*peer;
+	unsigned		 gen;		/* smtpc_gen when it started */
+	int			 nmsgs;		/* transactions so far */
+	int			 max_msgs;
+	uint32_t		 idle_timeout;
+	char			 relay[300];	/* as dlv_job's */
 	enum smtpc_state	 state;
 	int			 fd;		/* until a bufferevent has it */
 	struct event		*ev_conn;
@@ -194,7 +207,16 @@ static void	smtpc_next(struct smtpc *, int, const char *, const char *,
 static void	smtpc_outcome(const struct smtpc_reply *, int, int *, char *,
 		    char *, size_t);
 static void	smtpc_quit(struct smtpc *);
+static void	smtpc_done(struct smtpc *);
+static int	smtpc_keep(struct smtpc *);
+static void	smtpc_redo(struct smtpc *, const char *);
 static void	smtpc_close(struct smtpc *);
+static const char *smtpc_id(const struct smtpc *);
+
+/* kept connections, the most recently used first */
+static TAILQ_HEAD(, smtpc)	idle = TAILQ_HEAD_INITIALIZER(idle);
+/* bumped by a reload: a connection made before serves no new job */
+static unsigned			smtpc_gen;
 
 /*
  * smtpc_start - connect to one address of host and run the session.
@@ -233,8 +255,14 @@ smtpc_start(struct dlv_job *j, const struct dlv_params *pr, const char *host,
 		snprintf(s->where, sizeof(s->where), "%s[%s]:%d", s->host,
 		    s->addr, s->port);
 	/* queued takes a relay of under 300 bytes; a long name is cut */
-	snprintf(j->relay, sizeof(j->relay), "%.200s[%s]:%d", s->host,
+	snprintf(s->relay, sizeof(s->relay), "%.200s[%s]:%d", s->host,
 	    s->addr, s->port);
+	strlcpy(j->relay, s->relay, sizeof(j->relay));
+	s->route = j->route;
+	strlcpy(s->dest, j->dest, sizeof(s->dest));
+	s->gen = smtpc_gen;
+	s->max_msgs = pr->max_msgs;
+	s->idle_timeout = pr->idle_timeout;
 	s->tls = pr->tls;
 	strlcpy(s->helo, pr->helo, sizeof(s->helo));
 	if (pr->auth_user != NULL) {
@@ -280,6 +308,8 @@ smtpc_free(struct smtpc *s)
 {
 	if (s == NULL)
 		return;
+	if (s->in_idle)
+		TAILQ_REMOVE(&idle, s, entry);
 	if (s->ev_conn != NULL)
 		event_free(s->ev_conn);
 	if (s->timer != NULL)
@@ -298,7 +328,7 @@ smtpc_free(struct smtpc *s)
 static void
 smtpc_enter(struct smtpc *s, enum smtpc_state st)
 {
-	log_debug("%s: %s: %s -> %s", s->job->id, s->where,
+	log_debug("%s: %s: %s -> %s", smtpc_id(s), s->where,
 	    smtpc_state_names[s->state], smtpc_state_names[st]);
 	s->state = st;
 }
@@ -337,7 +367,7 @@ smtpc_on_connect(evutil_socket_t fd, short ev, void *arg)
 	}
 	/* a reply per round trip: Nagle would hold every command back */
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	log_debug("%s: connected to %s", s->job->id, s->job->relay);
+	log_debug("%s: connected to %s", smtpc_id(s), s->job->relay);
 	if (smtpc_attach(s, s->tls == CONF_ROUTE_TLS_IMPLICIT) == -1)
 		return;
 	if (s->tls == CONF_ROUTE_TLS_IMPLICIT) {
@@ -409,6 +439,15 @@ smtpc_on_timeout(evutil_socket_t fd, short ev, void *arg)
 		smtpc_close(s);
 		return;
 	}
+	if (s->state == SC_IDLE) {
+		/* nothing came for it in time: QUIT, and tell queued */
+		TAILQ_REMOVE(&idle, s, entry);
+		s->in_idle = 0;
+		smtpc_enter(s, SC_QUIT);
+		smtpc_send(s, "QUIT");
+		smtpc_wait(s, SMTPC_QUIT_TIMEOUT);
+		return;
+	}
 	if (s->state == SC_GREETING) {
 		smtpc_next(s, 451, "4.4.2", "conversation with %s timed out "
 		    "%s", s->where, smtpc_phase(s));
@@ -450,6 +489,10 @@ smtpc_phase(const struct smtpc *s)
 		return "after the end of data";
 	case SC_QUIT:
 		return "after QUIT";
+	case SC_RSET:
+		return "after RSET";
+	case SC_IDLE:
+		return "while idle";
 	}
 	return "";
 }
@@ -464,7 +507,7 @@ smtpc_eventcb(struct bufferevent *bev, short what, void *arg)
 	if (what & BEV_EVENT_CONNECTED) {
 		/* the TLS handshake is complete */
 		dlv_tls_describe(s->ssl, s->tls_desc, sizeof(s->tls_desc));
-		log_debug("%s: TLS with %s: %s", s->job->id, s->job->relay,
+		log_debug("%s: TLS with %s: %s", smtpc_id(s), s->job->relay,
 		    s->tls_desc);
 		if (s->state == SC_TLS_WRAP) {
 			smtpc_enter(s, SC_GREETING);
@@ -480,7 +523,7 @@ smtpc_eventcb(struct bufferevent *bev, short what, void *arg)
 		}
 		return;
 	}
-	if (s->state == SC_QUIT) {
+	if (s->state == SC_QUIT || s->state == SC_IDLE) {
 		smtpc_close(s);
 		return;
 	}
@@ -527,6 +570,15 @@ smtpc_readcb(struct bufferevent *bev, void *arg)
 	int			 r;
 
 	for (;;) {
+		/* a server speaks to an idle client only to say goodbye */
+		if (s->state == SC_IDLE) {
+			if (evbuffer_get_length(in) > 0) {
+				log_debug("%s: %s spoke on an idle connection; "
+				    "closing it", smtpc_id(s), s->where);
+				smtpc_close(s);
+			}
+			return;
+		}
 		/* the body is going out: replies wait, within the bound */
 		if (s->state == SC_BODY || s->state == SC_CONNECT ||
 		    s->state == SC_TLS_WRAP || s->state == SC_TLS_START)
@@ -585,7 +637,7 @@ smtpc_line(struct smtpc *s, char *line, size_t len)
 	int			 code, last;
 
 	log_printable(shown, sizeof(shown), line, len);
-	log_debug("%s: < %s: %s", s->job->id, s->where, shown);
+	log_debug("%s: < %s: %s", smtpc_id(s), s->where, shown);
 	if (len < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' ||
 	    line[1] > '9' || line[2] < '0' || line[2] > '9' ||
 	    (len > 3 && line[3] != ' ' && line[3] != '-')) {
@@ -707,6 +759,10 @@ smtpc_reply(struct smtpc *s)
 	struct smtpc_reply	*r = &s->rep;
 
 	evtimer_del(s->timer);
+	/* the server wants fewer of us: queued pauses the destination */
+	if (s->job != NULL && r->code / 100 == 4 && (r->code == 421 ||
+	    strcasestr(r->text, "too many connections") != NULL))
+		s->job->done_flags |= QP_DONE_BACKOFF;
 	switch (s->state) {
 	case SC_GREETING:
 		if (r->code / 100 != 2) {
@@ -755,7 +811,7 @@ smtpc_reply(struct smtpc *s)
 				log_printable(shown, sizeof(shown), r->text,
 				    r->len);
 				log_info("%s: %s refused STARTTLS (%s); going "
-				    "on without TLS", s->job->id, s->where,
+				    "on without TLS", smtpc_id(s), s->where,
 				    shown);
 				s->caps &= ~CAP_STARTTLS;
 				return smtpc_after_ehlo(s);
@@ -784,7 +840,7 @@ smtpc_reply(struct smtpc *s)
 			smtpc_fail_reply(s, r, 0);
 			return -1;
 		}
-		log_debug("%s: authenticated to %s as %s", s->job->id,
+		log_debug("%s: authenticated to %s as %s", smtpc_id(s),
 		    s->where, s->auth_user);
 		return smtpc_envelope(s);
 	case SC_AUTH_USER:
@@ -813,6 +869,12 @@ smtpc_reply(struct smtpc *s)
 	case SC_QUIT:
 		smtpc_close(s);
 		return -1;
+	case SC_RSET:
+		if (r->code / 100 != 2) {
+			smtpc_redo(s, r->text);
+			return -1;
+		}
+		return smtpc_envelope(s);
 	default:
 		fatalx("%s: unexpected state %d", __func__, s->state);
 	}
@@ -916,6 +978,8 @@ smtpc_envelope(struct smtpc *s)
 		if (j->rcpts[i].code == 0)
 			s->list[s->nlist++] = i;
 	s->ncmds = s->nlist + 2;
+	s->nmsgs++;
+	j->t_mail = dlv_now_ms();
 	s->window = (s->caps & CAP_PIPELINING) ? SMTPC_PIPE_WINDOW : 1;
 	if (s->caps & CAP_DSN)
 		j->done_flags |= QP_DONE_DSN;
@@ -1074,7 +1138,7 @@ smtpc_envelope_done(struct smtpc *s)
 			smtpc_send(s, ".");
 			return 0;
 		}
-		smtpc_quit(s);
+		smtpc_done(s);
 		return -1;
 	}
 	smtpc_enter(s, SC_BODY);
@@ -1133,7 +1197,7 @@ smtpc_final(struct smtpc *s)
 	for (i = 0; i < j->n; i++)
 		if (j->rcpts[i].accepted)
 			smtpc_rcpt_reply(&j->rcpts[i], &s->rep, RR_OK);
-	smtpc_quit(s);
+	smtpc_done(s);
 	return -1;
 }
 
@@ -1153,7 +1217,7 @@ smtpc_send(struct smtpc *s, const char *fmt, ...)
 	if (n < 0 || (size_t)n >= sizeof(line))
 		fatalx("%s: command line too long", __func__);
 	log_printable(shown, sizeof(shown), line, (size_t)n);
-	log_debug("%s: > %s: %s", s->job->id, s->where, shown);
+	log_debug("%s: > %s: %s", smtpc_id(s), s->where, shown);
 	evbuffer_add(out, line, (size_t)n);
 	evbuffer_add(out, "\r\n", 2);
 	smtpc_wait(s, s->t_cmd);
@@ -1173,7 +1237,7 @@ smtpc_send_secret(struct smtpc *s, const char *prefix, const char *data,
 		fatalx("%s: sodium_malloc", __func__);
 	sodium_bin2base64(b64, blen, (const unsigned char *)data, len,
 	    sodium_base64_VARIANT_ORIGINAL);
-	log_debug("%s: > %s: %s********", s->job->id, s->where, prefix);
+	log_debug("%s: > %s: %s********", smtpc_id(s), s->where, prefix);
 	evbuffer_add(out, prefix, strlen(prefix));
 	evbuffer_add(out, b64, strlen(b64));
 	evbuffer_add(out, "\r\n", 2);
@@ -1238,7 +1302,7 @@ smtpc_next(struct smtpc *s, int code, const char *status, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	log_info("%s: %s; trying the next address, if any", s->job->id,
+	log_info("%s: %s; trying the next address, if any", smtpc_id(s),
 	    text);
 	dlv_path_next(s->job, code, status, text);
 }
@@ -1258,7 +1322,15 @@ smtpc_fail(struct smtpc *s, int code, const char *status, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	log_debug("%s: %s", s->job->id, text);
+	log_debug("%s: %s", smtpc_id(s), text);
+	if (s->job == NULL) {
+		smtpc_close(s);		/* a kept one, saying goodbye */
+		return;
+	}
+	if (s->state == SC_RSET) {
+		smtpc_redo(s, text);
+		return;
+	}
 	dlv_job_fail_all(s->job, code, status, "%s", text);
 	smtpc_close(s);
 }
@@ -1277,7 +1349,7 @@ smtpc_giveup(struct smtpc *s, int code, const char *status, const char *fmt,
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-	log_debug("%s: %s", s->job->id, text);
+	log_debug("%s: %s", smtpc_id(s), text);
 	dlv_job_fail_all(s->job, code, status, "%s", text);
 	smtpc_quit(s);
 }
@@ -1307,9 +1379,149 @@ smtpc_quit(struct smtpc *s)
 	smtpc_wait(s, SMTPC_QUIT_TIMEOUT);
 }
 
-/* smtpc_close - the end: the job goes, and the session with it */
+/* smtpc_done - the transaction is over: keep the connection, or QUIT */
+static void
+smtpc_done(struct smtpc *s)
+{
+	if (!smtpc_keep(s))
+		smtpc_quit(s);
+}
+
+/*
+ * smtpc_keep - answer queued and keep the connection open for the next
+ * job to the same route and destination, if the route allows another
+ * message on it; the job ends here and the session lives on without it
+ */
+static int
+smtpc_keep(struct smtpc *s)
+{
+	struct dlv_job	*j = s->job;
+
+	if (s->idle_timeout == 0 || s->nmsgs >= s->max_msgs ||
+	    s->gen != smtpc_gen || j->peer == NULL ||
+	    (j->done_flags & QP_DONE_BACKOFF) ||
+	    evbuffer_get_length(bufferevent_get_input(s->bev)) > 0)
+		return 0;
+	j->done_flags |= QP_DONE_KEPT;
+	s->peer = j->peer;
+	dlv_job_report(j);
+	j->sess = NULL;
+	s->job = NULL;
+	dlv_job_free(j);
+	log_debug("%s: %s: kept for %u s after %d message%s", smtpc_id(s),
+	    s->where, s->idle_timeout, s->nmsgs, s->nmsgs == 1 ? "" : "s");
+	smtpc_enter(s, SC_IDLE);
+	TAILQ_INSERT_HEAD(&idle, s, entry);
+	s->in_idle = 1;
+	smtpc_wait(s, s->idle_timeout);
+	return 1;
+}
+
+/*
+ * smtpc_reuse - give the job a kept connection to its destination, if
+ * there is one; RSET first, as the server may remember the last one
+ */
+int
+smtpc_reuse(struct dlv_job *j)
+{
+	struct smtpc	*s;
+
+	TAILQ_FOREACH(s, &idle, entry)
+		if (s->route == j->route && s->peer == j->peer &&
+		    s->gen == smtpc_gen && strcmp(s->dest, j->dest) == 0)
+			break;
+	if (s == NULL)
+		return 0;
+	TAILQ_REMOVE(&idle, s, entry);
+	s->in_idle = 0;
+	s->job = j;
+	j->sess = s;
+	strlcpy(j->relay, s->relay, sizeof(j->relay));
+	free(s->list);
+	s->list = NULL;
+	s->nlist = s->ncmds = s->sent = s->answered = s->naccepted = 0;
+	s->stop = s->mail_failed = s->data_ok = 0;
+	s->off = 0;
+	s->rep.nlines = 0;
+	log_debug("%s: reusing the connection to %s (message %d on it)",
+	    j->id, s->where, s->nmsgs + 1);
+	smtpc_enter(s, SC_RSET);
+	smtpc_send(s, "RSET");
+	return 1;
+}
+
+/*
+ * smtpc_redo - a kept connection failed before this job's envelope
+ * went out (the server closed it, or refused RSET): nothing was sent
+ * for the job, so it starts over on a new connection
+ */
+static void
+smtpc_redo(struct smtpc *s, const char *why)
+{
+	struct dlv_job	*j = s->job;
+	char		 shown[QP_MAX_TEXT * 4 + 1];
+
+	log_printable(shown, sizeof(shown), why, strlen(why));
+	log_debug("%s: the kept connection to %s is gone (%s); opening a "
+	    "new one", j->id, s->where, shown);
+	j->sess = NULL;
+	s->job = NULL;
+	smtpc_free(s);
+	dlv_job_route(j);
+}
+
+/*
+ * smtpc_close - the end: the job goes, and the session with it; a kept
+ * connection that ends tells queued, which counts it as open till then
+ */
 static void
 smtpc_close(struct smtpc *s)
 {
-	dlv_job_end(s->job);
+	struct ipc_frame	 f;
+
+	if (s->job != NULL) {
+		dlv_job_end(s->job);
+		return;
+	}
+	if (s->peer != NULL) {
+		ipc_frame_init(&f, IPC_DLV_CLOSED, 0);
+		ipc_put_u32(&f, s->route);
+		ipc_put_str(&f, s->dest);
+		if (ipc_send(s->peer->ipc, &f, -1) == -1)
+			log_warnx("cannot send DLV_CLOSED to %s",
+			    ipc_name(s->peer->ipc));
+	}
+	smtpc_free(s);
+}
+
+/*
+ * smtpc_flush_idle - a reload, or queued gone (peer): kept connections
+ * QUIT now; with a peer, only those kept for it, and queued is not told
+ */
+void
+smtpc_flush_idle(struct child_peer *gone)
+{
+	struct smtpc	*s, *next;
+
+	if (gone == NULL)
+		smtpc_gen++;
+	for (s = TAILQ_FIRST(&idle); s != NULL; s = next) {
+		next = TAILQ_NEXT(s, entry);
+		if (gone != NULL && s->peer != gone)
+			continue;
+		if (gone != NULL)
+			s->peer = NULL;
+		TAILQ_REMOVE(&idle, s, entry);
+		s->in_idle = 0;
+		smtpc_enter(s, SC_QUIT);
+		smtpc_send(s, "QUIT");
+		smtpc_wait(s, SMTPC_QUIT_TIMEOUT);
+	}
+}
+
+/* smtpc_id - the queue id the session works for, for log lines */
+static const char *
+smtpc_id(const struct smtpc *s)
+{
+	return s->job != NULL ? s->job->id : "-";
 }

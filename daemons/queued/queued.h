@@ -92,9 +92,39 @@ struct qmsg {
 	size_t			 nrcpt;
 	int			 fd;		/* sealed memfd: the plaintext */
 	const char		*body;		/* its read-only mapping */
+	uint64_t		 loaded_ms;	/* this attempt began */
+	uint64_t		 postpone_ms;	/* a limit held a job back till */
 	int			 jobs;		/* delivery jobs outstanding */
 	int			 dispatching;	/* inside sched_dispatch() */
 	char			 last_error[512];
+};
+
+/* one destination's delivery of some recipients of a message */
+struct job_result {
+	int		 have;
+	int		 code;
+	char		 status[16];
+	char		*text;
+};
+
+struct dest;
+struct job {
+	TAILQ_ENTRY(job)	 entry;
+	TAILQ_ENTRY(job)	 wentry;	/* in its destination's line */
+	uint64_t		 id;
+	struct child_peer	*worker;
+	struct qmsg		*m;
+	int			 route;
+	char			 dest[300];
+	struct dest		*d;		/* set by dest_submit() */
+	int			 waiting;	/* in d's line */
+	int			 counted;	/* holds one of d's connections */
+	size_t			*idx;		/* recipient indexes in m */
+	struct job_result	*res;
+	size_t			 n, cap;
+	uint64_t		 started;	/* ms */
+	uint32_t		 setup_ms;	/* from DLV_DONE */
+	uint32_t		 xfer_ms;
 };
 
 /* main.c */
@@ -151,7 +181,18 @@ int	rbatch_send(struct rbatch *, void (*)(struct redisAsyncContext *,
 int	store_fixup(const char *, size_t, const char *, char **, size_t *);
 uint64_t store_now_ms(void);
 
+/* dest.c */
+void	dest_submit(struct job *);
+void	dest_job_done(struct job *, uint32_t);
+void	dest_closed(struct child_peer *, int, const char *);
+void	dest_worker_gone(struct child_peer *);
+void	dest_sweep(void);
+
 /* scheduler.c */
+struct child_peer *sched_pick_worker(void);
+int	sched_start_job(struct job *, struct child_peer *);
+void	sched_job_failed(struct job *);
+void	sched_postpone(struct job *, uint64_t, const char *);
 void	sched_tick(void);
 void	sched_renew(void);
 void	sched_peer_msg(struct child_peer *, struct ipc_msg *);

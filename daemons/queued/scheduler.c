@@ -34,26 +34,6 @@
 #include "route.h"
 #include "xmalloc.h"
 
-struct job_result {
-	int		 have;
-	int		 code;
-	char		 status[16];
-	char		*text;
-};
-
-struct job {
-	TAILQ_ENTRY(job)	 entry;
-	uint64_t		 id;
-	struct child_peer	*worker;
-	struct qmsg		*m;
-	int			 route;
-	char			 dest[300];
-	size_t			*idx;		/* recipient indexes in m */
-	struct job_result	*res;
-	size_t			 n, cap;
-	uint64_t		 started;	/* ms */
-};
-
 static TAILQ_HEAD(, qmsg)	msgs = TAILQ_HEAD_INITIALIZER(msgs);
 static TAILQ_HEAD(, job)	jobs = TAILQ_HEAD_INITIALIZER(jobs);
 static uint64_t			job_next_id = 1;
@@ -119,7 +99,6 @@ struct loading {
 };
 static TAILQ_HEAD(, loading)	loads = TAILQ_HEAD_INITIALIZER(loads);
 
-static struct child_peer *sched_pick_worker(void);
 static int		 sched_claimed(const char *);
 static void		 sched_on_claim(redisAsyncContext *, void *, void *);
 static void		 sched_load(const char *);
@@ -135,7 +114,9 @@ static int		 sched_send_job(struct job *);
 static void		 job_apply(struct job *, uint32_t, const char *);
 static void		 job_done(struct job *, uint32_t, const char *);
 static void		 job_free(struct job *);
-static void		 sched_result(struct qmsg *, struct qrcpt *, int,
+static void		 job_forget(struct job *);
+static void		 sched_result(struct qmsg *, struct qrcpt *,
+			    const struct job *, int,
 			    const char *, const char *, const char *);
 static void		 sched_finish(struct qmsg *);
 static void		 sched_add_report(struct rbatch *, struct qmsg *,
@@ -146,10 +127,11 @@ static void		 sched_on_finish(redisAsyncContext *, void *, void *);
 static void		 sched_on_any(redisAsyncContext *, void *, void *);
 static void		 qmsg_free(struct qmsg *);
 static uint32_t		 sched_backoff(int);
+static double		 sched_secs(uint64_t, uint64_t);
 static uint64_t		 sched_job_deadline(void);
 
 /* sched_pick_worker - the greeted deliverd with the fewest jobs */
-static struct child_peer *
+struct child_peer *
 sched_pick_worker(void)
 {
 	struct child_peer	*p, *best = NULL;
@@ -321,6 +303,7 @@ sched_on_load(redisAsyncContext *ac, void *r, void *arg)
 	}
 	TAILQ_INSERT_TAIL(&msgs, m, entry);
 	q.inflight++;
+	m->loaded_ms = store_now_ms();
 	sched_dispatch(m);
 }
 
@@ -541,11 +524,11 @@ static void
 sched_dispatch(struct qmsg *m)
 {
 	const struct conf	*conf = q.env->conf;
-	struct job		*j, *jl, *next;
+	struct job		*j, *jl, **list;
 	struct qrcpt		*r;
 	char			 dest[300], label[300];
-	size_t			 i;
-	int			 route, sent = 0;
+	size_t			 i, n = 0;
+	int			 route;
 
 	m->dispatching = 1;
 	for (i = 0; i < m->nrcpt; i++) {
@@ -555,8 +538,8 @@ sched_dispatch(struct qmsg *m)
 		route = route_match(conf, route_domain(r->to));
 		if (route == -1 || route_destination(conf, route,
 		    route_domain(r->to), dest, sizeof(dest)) == -1) {
-			sched_result(m, r, 550, "5.4.4", "no route to the "
-			    "recipient's domain in delivery.routes", "none");
+			sched_result(m, r, NULL, 550, "5.4.4", "no route to "
+			    "the recipient's domain in delivery.routes", "none");
 			continue;
 		}
 		r->route = route;
@@ -589,21 +572,19 @@ sched_dispatch(struct qmsg *m)
 		memset(&j->res[j->n], 0, sizeof(j->res[j->n]));
 		j->idx[j->n++] = i;
 	}
-	/* hand out every job built above; the ones that cannot go fail now */
-	for (j = TAILQ_FIRST(&jobs); j != NULL; j = next) {
-		next = TAILQ_NEXT(j, entry);
-		if (j->m != m || j->worker != NULL)
-			continue;
-		j->worker = sched_pick_worker();
-		j->started = store_now_ms();
-		if (sched_send_job(j) == 0) {
-			sent++;
-			continue;
-		}
-		j->worker = NULL;
-		job_apply(j, 0, "none");
-		job_free(j);
-		m->jobs--;
+	/*
+	 * Each job built above goes to its destination, which sends it
+	 * when its limits allow.  That may end other jobs, so the new
+	 * ones are listed first.
+	 */
+	if (m->jobs > 0) {
+		list = xreallocarray(NULL, (size_t)m->jobs, sizeof(*list));
+		TAILQ_FOREACH(j, &jobs, entry)
+			if (j->m == m && j->d == NULL && n < (size_t)m->jobs)
+				list[n++] = j;
+		for (i = 0; i < n; i++)
+			dest_submit(list[i]);
+		free(list);
 	}
 	m->dispatching = 0;
 	if (m->jobs == 0)
@@ -652,7 +633,45 @@ sched_send_job(struct job *j)
 	return ipc_send(j->worker->ipc, &f, m->fd);
 }
 
-/* sched_peer_msg - DLV_RESULT and DLV_DONE from a worker */
+/* sched_start_job - send a job to worker w; -1 when it cannot go */
+int
+sched_start_job(struct job *j, struct child_peer *w)
+{
+	j->worker = w;
+	j->started = store_now_ms();
+	if (sched_send_job(j) == 0)
+		return 0;
+	j->worker = NULL;
+	return -1;
+}
+
+/* sched_job_failed - a job that could not be sent fails for now */
+void
+sched_job_failed(struct job *j)
+{
+	job_done(j, 0, "none");
+}
+
+/*
+ * sched_postpone - a limit holds the job back: its recipients go back
+ * to the schedule untouched, to be tried at until (ms) without
+ * counting an attempt
+ */
+void
+sched_postpone(struct job *j, uint64_t until, const char *why)
+{
+	struct qmsg	*m = j->m;
+
+	log_info("%s: waiting for %s (%s); back in %.1f s", m->id, j->dest,
+	    why, until > store_now_ms() ? (double)(until - store_now_ms()) /
+	    1000 : 0.0);
+	if (m->postpone_ms == 0 || until < m->postpone_ms)
+		m->postpone_ms = until;
+	dest_job_done(j, 0);
+	job_forget(j);
+}
+
+/* sched_peer_msg - DLV_RESULT, DLV_DONE and DLV_CLOSED from a worker */
 void
 sched_peer_msg(struct child_peer *p, struct ipc_msg *msg)
 {
@@ -661,6 +680,16 @@ sched_peer_msg(struct child_peer *p, struct ipc_msg *msg)
 	char		 status[16], text[QP_MAX_TEXT + 1], relay[300];
 	size_t		 i;
 
+	if (msg->type == IPC_DLV_CLOSED) {
+		if (ipc_get_u32(msg, &idx) == -1 ||
+		    ipc_get_str(msg, relay, sizeof(relay)) == -1 ||
+		    ipc_end(msg) == -1) {
+			log_warnx("%s: malformed DLV_CLOSED", ipc_name(p->ipc));
+			return;
+		}
+		dest_closed(p, (int)idx, relay);
+		return;
+	}
 	TAILQ_FOREACH(j, &jobs, entry)
 		if (j->id == msg->reqid && j->worker == p)
 			break;
@@ -693,6 +722,8 @@ sched_peer_msg(struct child_peer *p, struct ipc_msg *msg)
 	case IPC_DLV_DONE:
 		if (ipc_get_u32(msg, &flags) == -1 ||
 		    ipc_get_str(msg, relay, sizeof(relay)) == -1 ||
+		    ipc_get_u32(msg, &j->setup_ms) == -1 ||
+		    ipc_get_u32(msg, &j->xfer_ms) == -1 ||
 		    ipc_end(msg) == -1) {
 			log_warnx("%s: malformed DLV_DONE", ipc_name(p->ipc));
 			flags = 0;
@@ -717,6 +748,7 @@ sched_peer_gone(struct child_peer *p)
 		if (j->worker == p)
 			job_done(j, 0, "none");
 	}
+	dest_worker_gone(p);
 }
 
 static void
@@ -744,10 +776,10 @@ job_apply(struct job *j, uint32_t flags, const char *relay)
 		res = &j->res[i];
 		m->rcpts[j->idx[i]].dsn_passed = (flags & QP_DONE_DSN) != 0;
 		if (res->have)
-			sched_result(m, &m->rcpts[j->idx[i]], res->code,
+			sched_result(m, &m->rcpts[j->idx[i]], j, res->code,
 			    res->status, res->text, relay);
 		else
-			sched_result(m, &m->rcpts[j->idx[i]], 451, "4.4.0",
+			sched_result(m, &m->rcpts[j->idx[i]], j, 451, "4.4.0",
 			    j->worker == NULL ? "no delivery worker available" :
 			    "the delivery attempt did not finish", relay);
 	}
@@ -757,9 +789,17 @@ job_apply(struct job *j, uint32_t flags, const char *relay)
 static void
 job_done(struct job *j, uint32_t flags, const char *relay)
 {
+	dest_job_done(j, flags);
+	job_apply(j, flags, relay);
+	job_forget(j);
+}
+
+/* job_forget - the job is over; its message may be finished */
+static void
+job_forget(struct job *j)
+{
 	struct qmsg	*m = j->m;
 
-	job_apply(j, flags, relay);
 	job_free(j);
 	if (--m->jobs == 0 && !m->dispatching)
 		sched_finish(m);
@@ -771,11 +811,11 @@ job_done(struct job *j, uint32_t flags, const char *relay)
  * changes in sched_finish(), under the lease
  */
 static void
-sched_result(struct qmsg *m, struct qrcpt *r, int code, const char *status,
-    const char *text, const char *relay)
+sched_result(struct qmsg *m, struct qrcpt *r, const struct job *j, int code,
+    const char *status, const char *text, const char *relay)
 {
 	char		 to[QP_MAX_ADDR * 4 + 1], ptext[QP_MAX_TEXT * 4 + 1];
-	char		 prelay[300 * 4 + 1];
+	char		 prelay[300 * 4 + 1], delays[80];
 	const char	*what;
 	uint64_t	 now = store_now_ms();
 
@@ -804,9 +844,30 @@ sched_result(struct qmsg *m, struct qrcpt *r, int code, const char *status,
 	log_printable(to, sizeof(to), r->to, strlen(r->to));
 	log_printable(ptext, sizeof(ptext), text, strlen(text));
 	log_printable(prelay, sizeof(prelay), relay, strlen(relay));
-	log_info("%s: to=<%s>, relay=%s, delay=%.2f, dsn=%s, status=%s (%s)",
-	    m->id, to, prelay, now > m->created_ms ?
-	    (double)(now - m->created_ms) / 1000 : 0.0, r->dsn, what, ptext);
+	/*
+	 * Postfix's delays=a/b/c/d: before this attempt, waiting here for
+	 * the destination's limits, connection set-up (DNS, greeting,
+	 * TLS, AUTH; none on a kept connection), and the transaction
+	 */
+	if (j != NULL && j->worker != NULL)
+		snprintf(delays, sizeof(delays), "%.2f/%.2f/%.2f/%.2f",
+		    sched_secs(m->created_ms, m->loaded_ms),
+		    sched_secs(m->loaded_ms, j->started),
+		    (double)j->setup_ms / 1000, (double)j->xfer_ms / 1000);
+	else
+		snprintf(delays, sizeof(delays), "%.2f/%.2f/0/0",
+		    sched_secs(m->created_ms, m->loaded_ms),
+		    sched_secs(m->loaded_ms, now));
+	log_info("%s: to=<%s>, relay=%s, delay=%.2f, delays=%s, dsn=%s, "
+	    "status=%s (%s)", m->id, to, prelay, sched_secs(m->created_ms,
+	    now), delays, r->dsn, what, ptext);
+}
+
+/* sched_secs - seconds from a to b (ms), never negative */
+static double
+sched_secs(uint64_t a, uint64_t b)
+{
+	return b > a ? (double)(b - a) / 1000 : 0.0;
 }
 
 /* sched_backoff - ms before attempt n+1: doubling, capped, jittered */
@@ -912,11 +973,14 @@ sched_finish(struct qmsg *m)
 	const char		*pfx = conf->redis.prefix;
 	char			 reply[QP_MAX_TEXT + 64];
 	size_t			 i, pending = 0, n = 0;
-	int			 warn = 0;
+	int			 warn = 0, deferred = 0;
 
 	for (i = 0; i < m->nrcpt; i++)
-		if (m->rcpts[i].state == QR_PENDING)
+		if (m->rcpts[i].state == QR_PENDING) {
 			pending++;
+			if (m->rcpts[i].touched)
+				deferred = 1;
+		}
 	/* queue.lifetime is over: what is still pending fails now */
 	if (pending > 0 && now / 1000 >= m->created + conf->queue.lifetime) {
 		for (i = 0; i < m->nrcpt; i++) {
@@ -944,10 +1008,17 @@ sched_finish(struct qmsg *m)
 	if (pending > 0 && conf->queue.delay_warning > 0 && !m->warned &&
 	    now / 1000 >= m->created + conf->queue.delay_warning)
 		warn = 1;
-	if (pending > 0) {
+	/*
+	 * An attempt counts when a recipient was tried; one held back by
+	 * its destination's limits (postponed) comes back when they allow
+	 */
+	if (pending > 0 && (deferred || m->postpone_ms == 0)) {
 		m->attempts++;
 		next = now + sched_backoff(m->attempts);
 	}
+	if (pending > 0 && m->postpone_ms != 0 &&
+	    (next == 0 || m->postpone_ms < next))
+		next = m->postpone_ms > now ? m->postpone_ms : now;
 	rbatch_init(&b, m->id, q.owner, pending > 0 ? "resched" : "remove",
 	    next);
 
@@ -1095,6 +1166,7 @@ sched_renew(void)
 	struct job		*j, *next;
 	uint64_t		 now = store_now_ms(), limit;
 
+	dest_sweep();
 	limit = sched_job_deadline();
 	for (j = TAILQ_FIRST(&jobs); j != NULL; j = next) {
 		next = TAILQ_NEXT(j, entry);

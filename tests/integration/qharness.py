@@ -705,7 +705,8 @@ class FakeDeliverd:
                 code, st, text = res
                 self.chan.send(T.DLV_RESULT, job.reqid, u32(rc["index"]) +
                                u32(code) + pstr(st) + pstr(text))
-            self.chan.send(T.DLV_DONE, job.reqid, u32(flags) + pstr(relay))
+            self.chan.send(T.DLV_DONE, job.reqid,
+                           u32(flags) + pstr(relay) + u32(0) + u32(0))
         except (OSError, ConnectionError):
             return False
         job.answered = True

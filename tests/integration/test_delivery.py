@@ -33,7 +33,7 @@ logging.getLogger("mail.log").setLevel(logging.CRITICAL)
 
 QP_BODY_8BITMIME, QP_SMTPUTF8, QP_RET_FULL, QP_RET_HDRS = 0x01, 0x04, 0x08, 0x10
 N_NEVER, N_SUCCESS, N_FAILURE, N_DELAY = 1, 2, 4, 8
-QP_DONE_DSN = 1
+QP_DONE_DSN, QP_DONE_KEPT, QP_DONE_BACKOFF = 1, 2, 4
 
 
 def free_port():
@@ -190,11 +190,35 @@ class Deliverd:
             res[idx] = (code, st, text)
         r = frames[-1].r()
         flags, relay = r.u32(), r.str()
+        r.u32(), r.u32()        # set-up and transaction times, ms
         r.end()
         return res, flags, relay
 
     def deliver(self, *a, timeout=15, **kw):
         return self.wait(self.submit(*a, **kw), timeout)
+
+    def wait_closed(self, timeout=10):
+        """-> (route, destination) of the next DLV_CLOSED"""
+        deadline = time.monotonic() + timeout * H.SLOW
+        while True:
+            for f in self.stash.get(0, []):
+                if f.type == H.T.DLV_CLOSED:
+                    self.stash[0].remove(f)
+                    r = f.r()
+                    v = (r.u32(), r.str())
+                    r.end()
+                    return v
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError("no DLV_CLOSED\n" + self.log_tail())
+            self.q.sock.settimeout(left)
+            try:
+                f = self.q.recv()
+            except socket.timeout:
+                continue
+            if f is None:
+                raise RuntimeError("deliverd closed the queued channel")
+            self.stash.setdefault(f.reqid, []).append(f)
 
 
 # ---------------------------------------------------------------------------
@@ -910,8 +934,78 @@ def t_greeting_5xx_defers():
 def t_greeting_421():
     sc = Script(greeting="421 4.3.2 busy, come back later")
     d = deliverd(route(sc.port))
-    res, _, _ = d.deliver(["bob@b.test"], BODY)
+    res, flags, _ = d.deliver(["bob@b.test"], BODY)
     expect(res[0][:2] == (421, "4.3.2"), "result %r" % res)
+    expect(flags & QP_DONE_BACKOFF, "no back-off flag: %#x" % flags)
+    expect(not flags & QP_DONE_KEPT, "a 421 connection kept")
+
+
+def t_too_many_connections_backs_off():
+    sc = Script(replies={"MAIL": "452 4.3.2 too many connections, slow down"})
+    d = deliverd(route(sc.port))
+    res, flags, _ = d.deliver(["bob@b.test"], BODY)
+    expect(res[0][:2] == (452, "4.3.2"), "result %r" % res)
+    expect(flags & QP_DONE_BACKOFF, "no back-off flag: %#x" % flags)
+
+
+def count(sc, verb):
+    return sum(1 for ln in sc.lines if ln.upper().startswith(verb))
+
+
+def t_reuse_kept_connection():
+    """the next job to the same destination takes the kept connection
+    (RSET, no second EHLO); after idle_timeout it is closed (QUIT) and
+    queued hears DLV_CLOSED"""
+    sc = Script()
+    d = deliverd(route(sc.port, extra='idle_timeout = "1s";'))
+    dest = "127.0.0.1:%d" % sc.port
+    res, flags, relay = d.deliver(["bob@b.test"], BODY, dest=dest)
+    expect(code_of(res) == 250 and flags & QP_DONE_KEPT,
+           "first: %r %#x" % (res, flags))
+    res, flags, relay2 = d.deliver(["carol@b.test"], BODY, dest=dest)
+    expect(code_of(res) == 250, "second: %r" % res)
+    expect(relay2 == relay, "relay %r then %r" % (relay, relay2))
+    expect(count(sc, b"EHLO") == 1 and count(sc, b"RSET") == 1,
+           "EHLO %d, RSET %d" % (count(sc, b"EHLO"), count(sc, b"RSET")))
+    closed = d.wait_closed()
+    expect(closed == (0, dest), "DLV_CLOSED %r" % (closed,))
+    H.wait_until(lambda: count(sc, b"QUIT") == 1, 5, what="the QUIT")
+
+
+def t_reuse_limit_per_connection():
+    sc = Script()
+    d = deliverd(route(sc.port, extra="messages_per_connection = 2;"))
+    flags = [d.deliver(["r%d@b.test" % i], BODY)[1] for i in range(3)]
+    expect([bool(f & QP_DONE_KEPT) for f in flags] == [True, False, True],
+           "kept flags %r" % flags)
+    expect(count(sc, b"EHLO") == 2, "EHLO %d" % count(sc, b"EHLO"))
+
+
+def t_reuse_rset_refused_reconnects():
+    """a kept connection that fails before the envelope costs nothing:
+    the job goes out on a new connection"""
+    sc = Script(replies={"RSET": "421 4.4.2 closing, idle too long"})
+    d = deliverd(route(sc.port))
+    res, flags, _ = d.deliver(["bob@b.test"], BODY)
+    expect(code_of(res) == 250 and flags & QP_DONE_KEPT, "first %r" % res)
+    res, flags, _ = d.deliver(["carol@b.test"], BODY)
+    expect(code_of(res) == 250, "second %r" % res)
+    expect(count(sc, b"EHLO") == 2, "EHLO %d" % count(sc, b"EHLO"))
+
+
+def t_reuse_server_closed_idle():
+    """the server drops a kept connection: DLV_CLOSED, and the next job
+    connects anew"""
+    up = Upstream()
+    d = deliverd(route(up.port, extra='idle_timeout = "30s";'))
+    res, flags, _ = d.deliver(["bob@b.test"], BODY)
+    expect(flags & QP_DONE_KEPT, "not kept: %#x" % flags)
+    up.stop()
+    d.wait_closed()
+    up2 = Upstream(port=up.port)
+    res, _, _ = d.deliver(["carol@b.test"], BODY)
+    expect(code_of(res) == 250, "after the close: %r" % res)
+    expect(len(up2.messages) == 1, "upstream got %d" % len(up2.messages))
 
 
 def t_helo_fallback_multiline():
