@@ -53,6 +53,7 @@
 #define CONF_MAX_DNS		16		/* dns.servers */
 #define CONF_USER_MAX		32		/* account names */
 #define CONF_PREFIX_MAX		64		/* redis.prefix */
+#define CONF_METRICS_DEFAULT	"127.0.0.1:9187"	/* metrics.listen */
 #define CONF_LINE_UNKNOWN	1		/* where errors about the file go */
 
 #define KB	1024LL
@@ -216,6 +217,7 @@ static key_fn	 fn_domains;
 static key_fn	 fn_smarthost;
 static key_fn	 fn_rate;
 static key_fn	 fn_dns_servers;
+static key_fn	 fn_metrics_listen;
 static group_fn	 post_root;
 static group_fn	 post_listen;
 static group_fn	 post_tls;
@@ -223,6 +225,10 @@ static group_fn	 post_redis;
 static group_fn	 post_limits;
 static group_fn	 post_queue;
 static group_fn	 post_route;
+static group_fn	 post_metrics;
+static int	 conf_check_metrics(struct ctx *, const config_setting_t *);
+static int	 conf_sa_port(const struct sockaddr_storage *);
+static int	 conf_sa_any(const struct sockaddr_storage *);
 
 static const struct choice tls_modes[] = {
 	{ "starttls",	CONF_TLS_STARTTLS },
@@ -363,6 +369,12 @@ static const struct key dns_keys[] = {
 };
 static const struct group dns_group = { dns_keys, NULL };
 
+static const struct key metrics_keys[] = {
+	KFN("listen",		fn_metrics_listen),
+	KEND
+};
+static const struct group metrics_group = { metrics_keys, post_metrics };
+
 static const struct key users_keys[] = {
 	KSTR("smtpd",		C(users.smtpd), "sluice-smtpd", check_user),
 	KSTR("authd",		C(users.authd), "sluice-authd", check_user),
@@ -389,6 +401,7 @@ static const struct key root_keys[] = {
 	KGROUP("queue",		&queue_group),
 	KGROUP("delivery",	&delivery_group),
 	KGROUP("dns",		&dns_group),
+	KGROUP("metrics",	&metrics_group),
 	KGROUP("users",		&users_group),
 	KEND
 };
@@ -512,6 +525,7 @@ conf_free(struct conf *conf)
 	}
 	free(conf->delivery.routes);
 	free(conf->dns.servers);
+	free(conf->metrics.listen);
 	free(conf->users.smtpd);
 	free(conf->users.authd);
 	free(conf->users.queued);
@@ -1971,6 +1985,110 @@ fn_dns_servers(struct ctx *ctx, const config_setting_t *parent,
 }
 
 /*
+ * fn_metrics_listen - "ip:port" or "[ipv6]:port" of the metrics
+ * endpoint; loopback when the group is there without it
+ */
+static int
+fn_metrics_listen(struct ctx *ctx, const config_setting_t *parent,
+    const config_setting_t *s, const char *path, void *base)
+{
+	struct conf		*conf = base;
+	struct netaddr_hostport	 hp;
+	const char		*str = CONF_METRICS_DEFAULT;
+	char			 show[CONF_SHOW_MAX * 4 + 8];
+
+	if (parent == NULL)
+		return 0;		/* no metrics group: no endpoint */
+	if (s != NULL && conf_get_string(ctx, s, path, &str) == -1)
+		return -1;
+	conf_show(str, show, sizeof(show));
+	if (netaddr_parse_hostport(str, &hp) == -1)
+		return conf_err(ctx, s, path, "%s is not \"ip:port\" "
+		    "(port 1..65535; \"[addr]:port\" for IPv6)", show);
+	/* queued binds it in its sandbox-to-be: no resolver there */
+	if (netaddr_parse_ip(hp.host, &conf->metrics.ss,
+	    &conf->metrics.sslen) == -1)
+		return conf_err(ctx, s, path, "%s: give a numeric address, "
+		    "not a host name", show);
+	if (conf->metrics.ss.ss_family == AF_INET)
+		((struct sockaddr_in *)&conf->metrics.ss)->sin_port =
+		    htons((uint16_t)hp.port);
+	else
+		((struct sockaddr_in6 *)&conf->metrics.ss)->sin6_port =
+		    htons((uint16_t)hp.port);
+	conf->metrics.listen = xstrdup(str);
+	return 0;
+}
+
+/* post_metrics - the endpoint is on exactly when the group is there */
+static int
+post_metrics(struct ctx *ctx, const config_setting_t *grp, const char *path,
+    void *base)
+{
+	struct conf	*conf = base;
+
+	(void)ctx;
+	(void)path;
+	conf->metrics.enabled = grp != NULL;
+	return 0;
+}
+
+/*
+ * conf_check_metrics - the endpoint must not take the port of an SMTP
+ * listener; a wildcard address on either side takes it on every one
+ */
+static int
+conf_check_metrics(struct ctx *ctx, const config_setting_t *root)
+{
+	const struct conf		*conf = ctx->conf;
+	const struct conf_listen	*l;
+	const config_setting_t		*grp = NULL, *s = NULL;
+	int				 port;
+	size_t				 i;
+
+	if (!conf->metrics.enabled)
+		return 0;
+	port = conf_sa_port(&conf->metrics.ss);
+	for (i = 0; i < conf->nlisten; i++) {
+		l = &conf->listen[i];
+		if (l->port != port)
+			continue;
+		if (!conf_sa_any(&l->ss) && !conf_sa_any(&conf->metrics.ss) &&
+		    (l->sslen != conf->metrics.sslen ||
+		    memcmp(&l->ss, &conf->metrics.ss, l->sslen) != 0))
+			continue;
+		if (root != NULL)
+			grp = config_setting_get_member(root, "metrics");
+		if (grp != NULL)
+			s = config_setting_get_member(grp, "listen");
+		return conf_err(ctx, s != NULL ? s : grp, s != NULL ?
+		    "metrics.listen" : "metrics", "port %d is already used by "
+		    "the listener on line %d", port, l->line);
+	}
+	return 0;
+}
+
+/* conf_sa_port - the port of an IPv4 or IPv6 socket address */
+static int
+conf_sa_port(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ntohs(((const struct sockaddr_in *)ss)->sin_port);
+	return ntohs(((const struct sockaddr_in6 *)ss)->sin6_port);
+}
+
+/* conf_sa_any - 0.0.0.0 or :: */
+static int
+conf_sa_any(const struct sockaddr_storage *ss)
+{
+	if (ss->ss_family == AF_INET)
+		return ((const struct sockaddr_in *)ss)->sin_addr.s_addr ==
+		    htonl(INADDR_ANY);
+	return IN6_IS_ADDR_UNSPECIFIED(
+	    &((const struct sockaddr_in6 *)ss)->sin6_addr);
+}
+
+/*
  * post_root - values that depend on several groups or on the machine,
  * resolved once all keys are read
  */
@@ -2018,5 +2136,5 @@ post_root(struct ctx *ctx, const config_setting_t *grp, const char *path,
 			    "socket %s/redis/redis.sock (at most %zu bytes)",
 			    conf->state_dir, sizeof(sun.sun_path) - 1);
 	}
-	return 0;
+	return conf_check_metrics(ctx, grp);
 }

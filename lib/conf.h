@@ -168,6 +168,13 @@ struct conf {
 		size_t		 nservers;
 	} dns;
 
+	struct {			/* the Prometheus endpoint of queued */
+		int		 enabled;	/* a metrics group was given */
+		char		*listen;	/* "ip:port", default 127.0.0.1:9187 */
+		struct sockaddr_storage ss;	/* ready to bind */
+		socklen_t	 sslen;
+	} metrics;
+
 	struct {			/* unprivileged accounts, used when root */
 		char		*smtpd;
 		char		*authd;

@@ -94,6 +94,8 @@ static const struct ipc_type_info ipc_types[IPC_TYPE_MAX] = {
 	[IPC_AUTH_RES] =	{ "AUTH_RES", 24, IPC_MAX_PAYLOAD, IPC_FD_NONE },
 	[IPC_RATE_REQ] =	{ "RATE_REQ", 12, IPC_MAX_PAYLOAD, IPC_FD_NONE },
 	[IPC_RATE_RES] =	{ "RATE_RES", 8, 8, IPC_FD_NONE },
+	/* STATS_NFIELDS u64 of stats_proto.h */
+	[IPC_SMTPD_STATS] =	{ "SMTPD_STATS", 64, 64, IPC_FD_NONE },
 };
 
 static const char *ipc_procs[PROC_COUNT] = {

@@ -133,6 +133,9 @@ enum ipc_type {
 	IPC_AUTH_RES,		/* result, retry, login, limits, senders */
 	IPC_RATE_REQ,		/* login, messages, recipients */
 	IPC_RATE_RES,		/* result, retry */
+
+	/* smtpd -> queued, every second; see stats_proto.h */
+	IPC_SMTPD_STATS,	/* u64 sessions open, then what grew */
 	IPC_TYPE_MAX
 };
 

@@ -186,8 +186,8 @@ static const struct sandbox_call sandbox_calls[] = {
 	{ "shutdown",			SB_ALL },
 
 	/* per profile */
-	{ "accept",			SB_SMTPD },
-	{ "accept4",			SB_SMTPD },
+	{ "accept",			SB_SMTPD | SB_QUEUED },	/* metrics */
+	{ "accept4",			SB_SMTPD | SB_QUEUED },
 	{ "memfd_create",		SB_QUEUED },	/* message bodies */
 	{ "ftruncate",			SB_QUEUED },
 	{ "bind",			SB_DELIVERD },	/* c-ares */

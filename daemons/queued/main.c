@@ -98,6 +98,7 @@ queued_setup(struct child_env *env)
 	free(path);
 	sodium_mprotect_readonly(q.key);
 	tzset();
+	metrics_setup(env);
 }
 
 static void
@@ -106,6 +107,7 @@ queued_configure(struct child_env *env, struct conf *old)
 	uint32_t	 rnd = randombytes_random();
 
 	q.env = env;
+	metrics_configure(env, old);
 	if (old != NULL) {
 		/* durations may change; the Redis address cannot */
 		queued_arm_renew();
@@ -137,8 +139,11 @@ queued_peer_msg(struct child_env *env, struct child_peer *p,
 {
 	switch (p->kind) {
 	case PROC_SMTPD:
-		if (m == NULL)
+		if (m == NULL) {
+			metrics_smtpd_gone(p);
 			enqueue_peer_gone(p);
+		} else if (m->type == IPC_SMTPD_STATS)
+			metrics_smtpd_msg(p, m);
 		else
 			enqueue_peer_msg(p, m);
 		break;

@@ -199,6 +199,16 @@ void	sched_peer_msg(struct child_peer *, struct ipc_msg *);
 void	sched_peer_gone(struct child_peer *);
 void	sched_release_all(void);
 
+/*
+ * metrics.c: smtpd's counters into P stats, and the Prometheus
+ * endpoint (metrics group of the configuration)
+ */
+struct conf;
+void	metrics_setup(struct child_env *);
+void	metrics_configure(struct child_env *, struct conf *);
+void	metrics_smtpd_msg(struct child_peer *, struct ipc_msg *);
+void	metrics_smtpd_gone(struct child_peer *);
+
 /* bounce.c */
 enum bounce_kind {
 	BOUNCE_FAILED,

@@ -71,7 +71,10 @@ static const char *const msg_numeric[] = {
 /* the counters stats always writes, 0 when the hash lacks them */
 static const char *const stat_fields[] = {
 	"accepted", "delivered", "deferred", "bounced", "expired", "dsn",
-	"held", "released", "deleted"
+	"held", "released", "deleted",
+	/* smtpd's, through queued (lib/stats_proto.h) */
+	"smtp_sessions", "smtp_refused", "smtp_tls", "smtp_tls_failed",
+	"auth_ok", "auth_failed", "auth_blocked"
 };
 #define STAT_NFIELDS	(sizeof(stat_fields) / sizeof(stat_fields[0]))
 

@@ -33,6 +33,7 @@
 #include "log.h"
 #include "proc.h"
 #include "smtpd.h"
+#include "stats_proto.h"
 
 #define SMTPD_MAX_LISTENERS	CONF_MAX_LISTEN
 #define SMTPD_MAX_PEM		(1024 * 1024)
@@ -54,6 +55,7 @@ static void	smtpd_accept(evutil_socket_t, short, void *);
 static SSL_CTX	*smtpd_tls_load(int, char *, size_t);
 static void	smtpd_peer_msg(struct child_env *, struct child_peer *,
 		    struct ipc_msg *);
+static void	smtpd_report(evutil_socket_t, short, void *);
 
 struct child_env	*smtpd_env;
 
@@ -94,10 +96,15 @@ smtpd_setup(struct child_env *env)
 static void
 smtpd_configure(struct child_env *env, struct conf *old)
 {
-	int	 i;
+	struct timeval	 tv = { STATS_INTERVAL, 0 };
+	struct event	*ev;
+	int		 i;
 
 	if (old != NULL)
 		return;		/* listeners do not change on reload */
+	ev = event_new(env->base, -1, EV_PERSIST, smtpd_report, NULL);
+	if (ev == NULL || event_add(ev, &tv) == -1)
+		fatalx("%s: cannot arm the counter report", env->name);
 	for (i = 0; i < SMTPD_MAX_LISTENERS; i++) {
 		if (listeners[i].ev == NULL)
 			continue;
@@ -254,6 +261,7 @@ smtpd_accept(evutil_socket_t lfd, short ev, void *arg)
 			if (cl->tls != CONF_TLS_IMPLICIT)
 				(void)!write(fd, reply, strlen(reply));
 			close(fd);
+			smtpd_stats.refused++;
 			continue;
 		}
 		smtp_session_new(fd, cl, l->index, &ss, sslen);
@@ -267,6 +275,38 @@ smtpd_peer(int kind)
 	struct child_peer	*p = child_peer_get(smtpd_env, kind, 0);
 
 	return p != NULL && p->greeted ? p : NULL;
+}
+
+/*
+ * smtpd_report - the sessions open now and what every counter grew by
+ * since the last report queued took (stats_proto.h); what cannot be
+ * sent now goes with the next one
+ */
+static void
+smtpd_report(evutil_socket_t fd, short ev, void *arg)
+{
+	static uint64_t		 sent[STATS_NFIELDS];
+	uint64_t		 now[STATS_NFIELDS];
+	struct child_peer	*p;
+	struct ipc_frame	 f;
+	int			 i;
+
+	if ((p = smtpd_peer(PROC_QUEUED)) == NULL)
+		return;
+	now[STATS_OPEN] = smtpd_stats.sessions;
+	now[STATS_SESSIONS] = smtpd_stats.accepted;
+	now[STATS_REFUSED] = smtpd_stats.refused;
+	now[STATS_TLS] = smtpd_stats.tls;
+	now[STATS_TLS_FAILED] = smtpd_stats.tls_failed;
+	now[STATS_AUTH_OK] = smtpd_stats.auth_ok;
+	now[STATS_AUTH_FAILED] = smtpd_stats.auth_failed;
+	now[STATS_AUTH_BLOCKED] = smtpd_stats.auth_blocked;
+	ipc_frame_init(&f, IPC_SMTPD_STATS, 0);
+	ipc_put_u64(&f, now[STATS_OPEN]);
+	for (i = STATS_OPEN + 1; i < STATS_NFIELDS; i++)
+		ipc_put_u64(&f, now[i] - sent[i]);
+	if (ipc_send(p->ipc, &f, -1) == 0)
+		memcpy(sent, now, sizeof(sent));
 }
 
 /* smtpd_peer_msg - answers from authd and queued, routed by reqid */

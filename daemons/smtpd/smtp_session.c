@@ -384,6 +384,8 @@ smtp_free(struct smtp_session *s)
 		smtp_txn_abort(s);
 	TAILQ_REMOVE(&sessions[s->id % SMTP_HASH_SIZE], s, hentry);
 	smtpd_stats.sessions--;
+	if (s->state == S_TLS)
+		smtpd_stats.tls_failed++;
 	if (s->bev != NULL)
 		bufferevent_free(s->bev);
 	if (s->pause != NULL)
@@ -528,6 +530,7 @@ smtp_event_cb(struct bufferevent *bev, short what, void *arg)
 		    ssl != NULL ? SSL_get_version(ssl) : "TLS",
 		    c != NULL ? SSL_CIPHER_get_name(c) : "unknown");
 		s->flags |= SF_TLS;
+		smtpd_stats.tls++;
 		log_info("%016llx smtp tls %s", (unsigned long long)s->id,
 		    s->tls_info);
 		smtp_enter_state(s, S_CMD);
@@ -1277,6 +1280,7 @@ smtp_session_auth_result(uint64_t reqid, struct ipc_msg *m)
 		strlcpy(s->user, login, sizeof(s->user));
 		free(s->senders);
 		s->senders = senders;
+		smtpd_stats.auth_ok++;
 		log_info("%016llx smtp authentication user=%s result=ok",
 		    (unsigned long long)s->id, pl);
 		smtp_reply(s, "235 2.7.0 Authentication successful");
@@ -1284,6 +1288,7 @@ smtp_session_auth_result(uint64_t reqid, struct ipc_msg *m)
 		return;
 	case AP_BLOCKED:
 		free(senders);
+		smtpd_stats.auth_blocked++;
 		log_info("%016llx smtp authentication user=%s result=blocked",
 		    (unsigned long long)s->id, pl);
 		smtp_close(s, "421 4.7.0 %s Error: too many failed "
@@ -1292,6 +1297,7 @@ smtp_session_auth_result(uint64_t reqid, struct ipc_msg *m)
 		return;
 	case AP_FAIL:
 		free(senders);
+		smtpd_stats.auth_failed++;
 		log_info("%016llx smtp authentication user=%s result=fail",
 		    (unsigned long long)s->id, pl);
 		/* a pause makes guessing slow (OpenSMTPD does the same) */

@@ -21,9 +21,16 @@ struct conf_listen;
 struct ipc_msg;
 struct ssl_ctx_st;
 
+/* this process's counters; main.c reports them to queued (stats_proto.h) */
 struct smtpd_stats {
 	uint64_t	 sessions;	/* open now */
 	uint64_t	 accepted;
+	uint64_t	 refused;	/* over limits.connections(_per_ip) */
+	uint64_t	 tls;		/* handshakes completed */
+	uint64_t	 tls_failed;	/* sessions that ended in one */
+	uint64_t	 auth_ok;
+	uint64_t	 auth_failed;
+	uint64_t	 auth_blocked;
 };
 
 extern struct child_env		*smtpd_env;

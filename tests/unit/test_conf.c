@@ -103,7 +103,8 @@ static const char full_text[] =
     "dns = { servers = [ \"127.0.0.1:5353\", \"[::1]:53\",\n"
     "  \"192.0.2.53\" ]; };\n"
     "users = { smtpd = \"s-smtpd\"; authd = \"s-authd\"; queued = \"s_q\";\n"
-    "          deliverd = \"s-deliverd\"; redis = \"redis\"; };\n";
+    "          deliverd = \"s-deliverd\"; redis = \"redis\"; };\n"
+    "metrics = { listen = \"[::1]:9100\"; };\n";
 
 static const struct bad_case bad_cases[] = {
 	/* unknown keys, in every group */
@@ -413,6 +414,38 @@ static const struct bad_case bad_cases[] = {
 	{ "newline shown escaped", BASE "hostname = \"a\\nb\";", 2,
 	    "hostname: \"a\\x0ab\" is not a valid host name" },
 
+	/* metrics */
+	{ "unknown metrics", BASE "metrics = { port = 9187; };", 2,
+	    "metrics.port: unknown key" },
+	{ "metrics as int", BASE "metrics = 9187;", 2,
+	    "metrics: must be a group" },
+	{ "metrics listen as int", BASE "metrics = {\n  listen = 9187; };", 3,
+	    "metrics.listen: must be a string" },
+	{ "metrics listen no port", BASE "metrics = { listen = "
+	    "\"127.0.0.1\"; };", 2, "metrics.listen: \"127.0.0.1\" is not "
+	    "\"ip:port\" (port 1..65535; \"[addr]:port\" for IPv6)" },
+	{ "metrics listen port 0", BASE "metrics = { listen = "
+	    "\"127.0.0.1:0\"; };", 2,
+	    "metrics.listen: \"127.0.0.1:0\" is not \"ip:port\"" },
+	{ "metrics listen port 65536", BASE "metrics = { listen = "
+	    "\"127.0.0.1:65536\"; };", 2,
+	    "metrics.listen: \"127.0.0.1:65536\" is not \"ip:port\"" },
+	{ "metrics listen v6 unbracketed", BASE "metrics = { listen = "
+	    "\"::1:9187\"; };", 2, "metrics.listen: \"::1:9187\"" },
+	{ "metrics listen name", BASE "metrics = { listen = "
+	    "\"localhost:9187\"; };", 2, "metrics.listen: \"localhost:9187\": "
+	    "give a numeric address, not a host name" },
+	{ "metrics on an smtp port", BASE "metrics = {\n"
+	    "  listen = \"127.0.0.1:2587\"; };", 3, "metrics.listen: port "
+	    "2587 is already used by the listener on line 1" },
+	{ "metrics on a wildcard smtp port", "listen = (\n"
+	    "  { address = \"0.0.0.0\"; port = 9187; } );\n"
+	    "metrics = { };", 3, "metrics: port 9187 is already used by the "
+	    "listener on line 2" },
+	{ "metrics wildcard on an smtp port", BASE "metrics = { listen = "
+	    "\"[::]:2587\"; };", 2, "metrics.listen: port 2587 is already "
+	    "used" },
+
 	/* syntax */
 	{ "unterminated string", BASE "hostname = \"unterminated;\n", 2,
 	    "hostname: unterminated string" },
@@ -584,6 +617,10 @@ assert_conf_equal(const struct conf *a, const struct conf *b)
 	if (a->dns.nservers > 0)
 		assert_memory_equal(a->dns.servers, b->dns.servers,
 		    a->dns.nservers * sizeof(*a->dns.servers));
+	assert_int_equal(a->metrics.enabled, b->metrics.enabled);
+	assert_str_or_null(a->metrics.listen, b->metrics.listen);
+	assert_int_equal(a->metrics.sslen, b->metrics.sslen);
+	assert_memory_equal(&a->metrics.ss, &b->metrics.ss, a->metrics.sslen);
 	assert_string_equal(a->users.smtpd, b->users.smtpd);
 	assert_string_equal(a->users.authd, b->users.authd);
 	assert_string_equal(a->users.queued, b->users.queued);
@@ -676,6 +713,10 @@ test_conf_defaults(void **state)
 
 	assert_null(c->dns.servers);
 	assert_int_equal(c->dns.nservers, 0);
+
+	/* no metrics group, no endpoint */
+	assert_int_equal(c->metrics.enabled, 0);
+	assert_null(c->metrics.listen);
 
 	assert_string_equal(c->users.smtpd, "sluice-smtpd");
 	assert_string_equal(c->users.authd, "sluice-authd");
@@ -776,6 +817,12 @@ test_conf_full_example(void **state)
 	assert_string_equal(c->users.smtpd, "s-smtpd");
 	assert_string_equal(c->users.queued, "s_q");
 	assert_string_equal(c->users.redis, "redis");
+
+	assert_int_equal(c->metrics.enabled, 1);
+	assert_string_equal(c->metrics.listen, "[::1]:9100");
+	sin6 = (struct sockaddr_in6 *)&c->metrics.ss;
+	assert_int_equal(sin6->sin6_family, AF_INET6);
+	assert_int_equal(ntohs(sin6->sin6_port), 9100);
 	conf_free(c);
 }
 
@@ -877,6 +924,51 @@ test_conf_queue_new_keys(void **state)
 	c = load_ok(BASE "queue = { lifetime = 59; retry_min = 1;\n"
 	    "  retry_max = \"59s\"; };\n");
 	assert_int_equal(c->queue.lifetime, 59);
+	conf_free(c);
+}
+
+/*
+ * metrics: an empty group turns the endpoint on, on loopback; a
+ * listen key moves it; IPv6 needs brackets
+ */
+static void
+test_conf_metrics(void **state)
+{
+	struct conf		*c;
+	struct sockaddr_in	*sin;
+	struct sockaddr_in6	*sin6;
+	struct in6_addr		 lo6 = IN6ADDR_LOOPBACK_INIT;
+
+	(void)state;
+	c = load_ok(BASE "metrics = { };\n");
+	assert_int_equal(c->metrics.enabled, 1);
+	assert_string_equal(c->metrics.listen, "127.0.0.1:9187");
+	sin = (struct sockaddr_in *)&c->metrics.ss;
+	assert_int_equal(sin->sin_family, AF_INET);
+	assert_int_equal(ntohs(sin->sin_port), 9187);
+	assert_int_equal(ntohl(sin->sin_addr.s_addr), INADDR_LOOPBACK);
+	assert_int_equal(c->metrics.sslen, sizeof(*sin));
+	conf_free(c);
+
+	c = load_ok(BASE "metrics = { listen = \"0.0.0.0:1\"; };\n");
+	assert_int_equal(c->metrics.enabled, 1);
+	sin = (struct sockaddr_in *)&c->metrics.ss;
+	assert_int_equal(ntohs(sin->sin_port), 1);
+	assert_int_equal(sin->sin_addr.s_addr, htonl(INADDR_ANY));
+	conf_free(c);
+
+	c = load_ok(BASE "metrics = { listen = \"[::1]:65535\"; };\n");
+	assert_string_equal(c->metrics.listen, "[::1]:65535");
+	sin6 = (struct sockaddr_in6 *)&c->metrics.ss;
+	assert_int_equal(sin6->sin6_family, AF_INET6);
+	assert_int_equal(ntohs(sin6->sin6_port), 65535);
+	assert_memory_equal(&sin6->sin6_addr, &lo6, sizeof(lo6));
+	assert_int_equal(c->metrics.sslen, sizeof(*sin6));
+	conf_free(c);
+
+	/* another address on the port of a listener is no conflict */
+	c = load_ok(BASE "metrics = { listen = \"127.0.0.2:2587\"; };\n");
+	assert_int_equal(c->metrics.enabled, 1);
 	conf_free(c);
 }
 
@@ -1258,6 +1350,7 @@ main(void)
 		cmocka_unit_test(test_conf_boundaries_accepted),
 		cmocka_unit_test(test_conf_queue_new_keys),
 		cmocka_unit_test(test_conf_redis_durability),
+		cmocka_unit_test(test_conf_metrics),
 		cmocka_unit_test(test_conf_error_table),
 		cmocka_unit_test(test_conf_smtpd_processes_per_core),
 		cmocka_unit_test(test_conf_redis_unix_address),

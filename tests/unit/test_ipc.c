@@ -166,6 +166,7 @@ static const struct type_row type_rows[] = {
 	{ IPC_RATE_REQ,		"RATE_REQ",		3, IPC_MAX_PAYLOAD,
 	    FDK_NONE },
 	{ IPC_RATE_RES,		"RATE_RES",		2, 8, FDK_NONE },
+	{ IPC_SMTPD_STATS,	"SMTPD_STATS",		16, 64, FDK_NONE },
 };
 
 static const struct bad_frame bad_frames[] = {

@@ -98,6 +98,7 @@ static void	smoke_signal_cb(evutil_socket_t, short, void *);
 static int	tls_pair_make(struct tls_pair *);
 static int	tls_handshake(struct tls_pair *);
 static void	run_libevent(enum sandbox_profile);
+static void	accept_in(enum sandbox_profile);
 static void	redis_ping_cb(redisAsyncContext *, void *, void *);
 static int	redis_ping(struct sockaddr_in *, const char *);
 static void	redis_serve_pong(int);
@@ -444,9 +445,13 @@ test_sandbox_socket_redis_profiles(void **state)
 	}
 }
 
-/* smtpd takes connections on a listener it was handed */
+/*
+ * accept_in - a connection taken in the sandbox of profile p on a
+ * listener made before it, as smtpd does with sluiced's and queued
+ * with its metrics socket
+ */
 static void
-test_sandbox_smtpd_accept(void **state)
+accept_in(enum sandbox_profile p)
 {
 	struct child		 c;
 	struct sockaddr_in	 sin;
@@ -464,7 +469,7 @@ test_sandbox_smtpd_accept(void **state)
 	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &slen), 0);
 
 	if (child_fork(&c) == 0) {
-		child_enter(SANDBOX_SMTPD);
+		child_enter(p);
 		if ((fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC)) == -1)
 			_exit(1);
 		if (setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &on,
@@ -485,6 +490,20 @@ test_sandbox_smtpd_accept(void **state)
 	close(s);
 	child_wait(&c);
 	expect_exit0(&c);
+}
+
+/* smtpd takes connections on a listener it was handed */
+static void
+test_sandbox_smtpd_accept(void **state)
+{
+	accept_in(SANDBOX_SMTPD);
+}
+
+/* queued takes them on its metrics endpoint */
+static void
+test_sandbox_queued_accept(void **state)
+{
+	accept_in(SANDBOX_QUEUED);
 }
 
 static void
@@ -1342,6 +1361,7 @@ main(void)
 		cmocka_unit_test(test_sandbox_socket_raw_deliverd_killed),
 		cmocka_unit_test(test_sandbox_socket_redis_profiles),
 		cmocka_unit_test(test_sandbox_smtpd_accept),
+		cmocka_unit_test(test_sandbox_queued_accept),
 		cmocka_unit_test(test_sandbox_kill_other_killed),
 		cmocka_unit_test(test_sandbox_ioctl_filtered),
 		cmocka_unit_test(test_sandbox_exec_memory_killed),
