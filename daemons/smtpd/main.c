@@ -42,7 +42,11 @@ struct smtpd_listener {
 	int		 fd;
 	int		 index;
 	struct event	*ev;
+	struct event	*resume;	/* after running out of descriptors */
 };
+
+/* how long a listener rests when accept() finds no descriptor free */
+#define SMTPD_EMFILE_PAUSE_MS	250
 
 static struct smtpd_listener	 listeners[SMTPD_MAX_LISTENERS];
 SSL_CTX				*smtpd_tls_ctx;
@@ -52,6 +56,7 @@ static void	smtpd_configure(struct child_env *, struct conf *);
 static void	smtpd_listener(struct child_env *, int, int);
 static void	smtpd_tls_cert(struct child_env *, int, uint32_t);
 static void	smtpd_accept(evutil_socket_t, short, void *);
+static void	smtpd_resume(evutil_socket_t, short, void *);
 static SSL_CTX	*smtpd_tls_load(int, char *, size_t);
 static void	smtpd_peer_msg(struct child_env *, struct child_peer *,
 		    struct ipc_msg *);
@@ -127,7 +132,8 @@ smtpd_listener(struct child_env *env, int index, int fd)
 	l->fd = fd;
 	l->index = index;
 	l->ev = event_new(env->base, fd, EV_READ | EV_PERSIST, smtpd_accept, l);
-	if (l->ev == NULL)
+	l->resume = evtimer_new(env->base, smtpd_resume, l);
+	if (l->ev == NULL || l->resume == NULL)
 		fatalx("%s: event_new", env->name);
 }
 
@@ -246,7 +252,22 @@ smtpd_accept(evutil_socket_t lfd, short ev, void *arg)
 		sslen = sizeof(ss);
 		if ((fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
 		    SOCK_NONBLOCK | SOCK_CLOEXEC)) == -1) {
-			if (errno != EAGAIN && errno != EWOULDBLOCK &&
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM) {
+				/*
+				 * The connection stays in the backlog; the
+				 * listener would fire again at once, so it
+				 * rests until sessions have ended
+				 */
+				struct timeval tv = { 0,
+				    SMTPD_EMFILE_PAUSE_MS * 1000 };
+
+				log_warn("%s: accept (listening paused for "
+				    "%d ms)", smtpd_env->name,
+				    SMTPD_EMFILE_PAUSE_MS);
+				event_del(l->ev);
+				evtimer_add(l->resume, &tv);
+			} else if (errno != EAGAIN && errno != EWOULDBLOCK &&
 			    errno != ECONNABORTED && errno != EINTR)
 				log_warn("%s: accept", smtpd_env->name);
 			return;
@@ -266,6 +287,15 @@ smtpd_accept(evutil_socket_t lfd, short ev, void *arg)
 		}
 		smtp_session_new(fd, cl, l->index, &ss, sslen);
 	}
+}
+
+/* smtpd_resume - listen again after a pause for descriptors */
+static void
+smtpd_resume(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtpd_listener	*l = arg;
+
+	event_add(l->ev, NULL);
 }
 
 /* smtpd_peer - the greeted channel to authd[0] or queued[0], or NULL */

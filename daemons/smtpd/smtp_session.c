@@ -57,6 +57,10 @@
 #define SMTP_CMDLINE_MAX	(SMTP_CMD_MAX + SMTP_MAIL_EXTRA)
 #define SMTP_TEXT_LINE_MAX	1000	/* RFC 5321 4.5.3.1.6, with CRLF */
 #define SMTP_INPUT_MAX		(256 * 1024)	/* read high-watermark */
+/* replies a client leaves unread before we stop reading its commands */
+#define SMTP_OUTPUT_MAX		(64 * 1024)
+/* RCPTs over limits.recipients answered 452 before they count as errors */
+#define SMTP_RCPT_OVERSHOOT	1000
 #define SMTP_STAGE_SIZE		(64 * 1024)
 #define SMTP_HASH_SIZE		4096
 #define SMTP_AUTH_PAUSE_MS	1000	/* after a failed AUTH */
@@ -88,6 +92,7 @@ static const char *smtp_state_names[] = {
 #define SF_SKIPLINE	0x0040	/* throwing away the rest of a long line */
 #define SF_BDAT		0x0080	/* the transaction is in BDAT chunks */
 #define SF_SMTPUTF8	0x0100	/* MAIL had SMTPUTF8 */
+#define SF_OUTFULL	0x0200	/* reading paused: replies are not read */
 
 /* what went wrong in a body: the message fails at its end */
 #define BAD_LONGLINE	0x01
@@ -132,7 +137,9 @@ struct smtp_session {
 	char				 auth_login[AP_MAX_LOGIN];
 	struct event			*pause;
 	struct event			*closer;
+	struct event			*line_timer;	/* a line's deadline */
 	int				 close_waits;
+	int				 overshoot;	/* RCPTs over the limit */
 
 	/* the transaction */
 	char				 from[SMTP_PATH_MAX];
@@ -183,6 +190,10 @@ static void	smtp_close(struct smtp_session *, const char *, ...)
 		    __attribute__((format(printf, 2, 3)));
 static void	smtp_read_cb(struct bufferevent *, void *);
 static void	smtp_write_cb(struct bufferevent *, void *);
+static void	smtp_drain_cb(struct bufferevent *, void *);
+static void	smtp_bev_setup(struct smtp_session *);
+static void	smtp_line_wait(struct smtp_session *, int);
+static void	smtp_line_timeout(evutil_socket_t, short, void *);
 static void	smtp_close_check(evutil_socket_t, short, void *);
 static void	smtp_event_cb(struct bufferevent *, short, void *);
 static void	smtp_process(struct smtp_session *);
@@ -365,9 +376,10 @@ smtp_session_new(int fd, const struct conf_listen *l, int index,
 	TAILQ_INSERT_TAIL(&sessions[s->id % SMTP_HASH_SIZE], s, hentry);
 	smtpd_stats.sessions++;
 	smtpd_stats.accepted++;
-	bufferevent_setcb(s->bev, smtp_read_cb, NULL, smtp_event_cb, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTP_INPUT_MAX);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	if ((s->line_timer = evtimer_new(base, smtp_line_timeout, s)) ==
+	    NULL)
+		fatalx("%s: evtimer_new", __func__);
+	smtp_bev_setup(s);
 	smtp_set_timeout(s, smtpd_env->conf->timeouts.command);
 	log_info("%016llx smtp connected address=%s listener=%d",
 	    (unsigned long long)s->id, s->addr, index);
@@ -392,6 +404,8 @@ smtp_free(struct smtp_session *s)
 		event_free(s->pause);
 	if (s->closer != NULL)
 		event_free(s->closer);
+	if (s->line_timer != NULL)
+		event_free(s->line_timer);
 	for (i = 0; i < s->nrcpt; i++) {
 		free(s->rcpts[i].addr);
 		free(s->rcpts[i].orcpt);
@@ -417,12 +431,79 @@ smtp_enter_state(struct smtp_session *s, enum smtp_state st)
 	s->state = st;
 }
 
+/*
+ * smtp_set_timeout - how long the client may be silent, and how long
+ * our replies may sit unread (a client that never reads is cut too)
+ */
 static void
 smtp_set_timeout(struct smtp_session *s, uint32_t secs)
 {
 	struct timeval	 tv = { secs, 0 };
 
-	bufferevent_set_timeouts(s->bev, &tv, NULL);
+	bufferevent_set_timeouts(s->bev, &tv, &tv);
+}
+
+/* smtp_bev_setup - callbacks and bounds of a (new) bufferevent */
+static void
+smtp_bev_setup(struct smtp_session *s)
+{
+	bufferevent_setcb(s->bev, smtp_read_cb, smtp_drain_cb, smtp_event_cb,
+	    s);
+	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTP_INPUT_MAX);
+	bufferevent_setwatermark(s->bev, EV_WRITE, SMTP_OUTPUT_MAX / 2, 0);
+	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	s->flags &= ~SF_OUTFULL;
+}
+
+/*
+ * smtp_line_wait - a line has begun: it must end within the timeout,
+ * however slowly its bytes come (a read timeout alone restarts with
+ * every byte, and a byte a second would hold the session for ever)
+ */
+static void
+smtp_line_wait(struct smtp_session *s, int partial)
+{
+	const struct conf	*conf = smtpd_env->conf;
+	struct timeval		 tv;
+
+	if (!partial) {
+		evtimer_del(s->line_timer);
+		return;
+	}
+	if (evtimer_pending(s->line_timer, NULL))
+		return;
+	tv.tv_sec = s->state == S_DATA ? conf->timeouts.data_block :
+	    conf->timeouts.command;
+	tv.tv_usec = 0;
+	evtimer_add(s->line_timer, &tv);
+}
+
+static void
+smtp_line_timeout(evutil_socket_t fd, short ev, void *arg)
+{
+	struct smtp_session	*s = arg;
+
+	log_info("%016llx smtp timeout state=%s (a line that did not end)",
+	    (unsigned long long)s->id, smtp_state_names[s->state]);
+	if (s->state == S_CLOSING) {
+		smtp_free(s);
+		return;
+	}
+	smtp_close(s, "421 4.4.2 %s Error: timeout exceeded",
+	    smtpd_env->conf->hostname);
+}
+
+/* smtp_drain_cb - replies drained: read commands again if we stopped */
+static void
+smtp_drain_cb(struct bufferevent *bev, void *arg)
+{
+	struct smtp_session	*s = arg;
+
+	if (!(s->flags & SF_OUTFULL) || s->state == S_CLOSING)
+		return;
+	s->flags &= ~SF_OUTFULL;
+	bufferevent_enable(s->bev, EV_READ);
+	smtp_process(s);
 }
 
 /* smtp_reply - one reply line (or lines, with "-" continuations given) */
@@ -474,7 +555,10 @@ smtp_close(struct smtp_session *s, const char *fmt, ...)
 	}
 	smtp_enter_state(s, S_CLOSING);
 	bufferevent_disable(s->bev, EV_READ);
+	/* a write time-out disabled writing: on, so that it can end this */
+	bufferevent_enable(s->bev, EV_WRITE);
 	bufferevent_setcb(s->bev, NULL, smtp_write_cb, smtp_event_cb, s);
+	bufferevent_setwatermark(s->bev, EV_WRITE, 0, 0);
 	if (evbuffer_get_length(out) == 0)
 		smtp_write_cb(s->bev, s);
 }
@@ -637,6 +721,17 @@ smtp_process(struct smtp_session *s)
 	while (s->state != S_CLOSING && s->state != S_WAIT &&
 	    s->state != S_TLS) {
 		in = bufferevent_get_input(s->bev);
+		/*
+		 * A client that sends commands and never reads the replies
+		 * (a pipelining flood) waits until it reads them: what it
+		 * costs us is bounded by SMTP_OUTPUT_MAX, not by its input
+		 */
+		if (evbuffer_get_length(bufferevent_get_output(s->bev)) >
+		    SMTP_OUTPUT_MAX) {
+			s->flags |= SF_OUTFULL;
+			bufferevent_disable(s->bev, EV_READ);
+			return;
+		}
 		if (s->state == S_BDAT) {
 			if (s->bdat_left > 0 && evbuffer_get_length(in) == 0)
 				return;
@@ -648,6 +743,8 @@ smtp_process(struct smtp_session *s)
 			size_t			 n;
 
 			p = evbuffer_search(in, "\n", 1, NULL);
+			smtp_line_wait(s, p.pos == -1 &&
+			    evbuffer_get_length(in) > 0);
 			if (p.pos == -1) {
 				n = evbuffer_get_length(in);
 				/* an endless line: drop it as it comes */
@@ -677,8 +774,12 @@ smtp_process(struct smtp_session *s)
 			continue;
 		}
 		if (!smtp_getline(s, line, s->state == S_CMD ?
-		    SMTP_CMDLINE_MAX : SMTP_AUTH_LINE_MAX, &len))
+		    SMTP_CMDLINE_MAX : SMTP_AUTH_LINE_MAX, &len)) {
+			smtp_line_wait(s, evbuffer_get_length(in) > 0 ||
+			    (s->flags & SF_SKIPLINE));
 			return;
+		}
+		smtp_line_wait(s, 0);
 		s->commands++;
 		switch (s->state) {
 		case S_AUTH_PLAIN:
@@ -772,6 +873,16 @@ smtp_command(struct smtp_session *s, char *line, size_t len)
 			smtp_enter_state(s, S_BDAT);
 			smtp_set_timeout(s, smtpd_env->conf->timeouts.
 			    data_block);
+			return;
+		}
+		/*
+		 * RFC 5321 4.5.3.1.10: a client with more recipients than
+		 * we take sends the rest later; that is no error, within
+		 * reason
+		 */
+		if (cmd.verb == SMTP_CMD_RCPT && v.code == 452 &&
+		    ++s->overshoot <= SMTP_RCPT_OVERSHOOT) {
+			smtp_reply(s, "%d %s %s", v.code, v.status, v.text);
 			return;
 		}
 		smtp_error(s, "%d %s %s", v.code, v.status, v.text);
@@ -1108,9 +1219,7 @@ smtp_cmd_starttls(struct smtp_session *s, const struct smtp_cmd *cmd)
 		return;
 	}
 	s->bev = tb;
-	bufferevent_setcb(s->bev, smtp_read_cb, NULL, smtp_event_cb, s);
-	bufferevent_setwatermark(s->bev, EV_READ, 0, SMTP_INPUT_MAX);
-	bufferevent_enable(s->bev, EV_READ | EV_WRITE);
+	smtp_bev_setup(s);
 	smtp_set_timeout(s, smtpd_env->conf->timeouts.command);
 	smtp_enter_state(s, S_TLS);
 }
