@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <hiredis/async.h>
@@ -428,5 +429,47 @@ dest_sweep(void)
 		event_free(d->timer);
 		free(d->idle);
 		free(d);
+	}
+}
+
+/* dest_metrics - the destinations this node works for, as gauges */
+void
+dest_metrics(struct evbuffer *b)
+{
+	static const struct {
+		const char	*name, *help;
+	} fam[] = {
+		{ "sluice_destination_connections", "Connections to a "
+		    "destination counted against its concurrency: in use by a "
+		    "job (busy) or kept open between messages (idle)." },
+		{ "sluice_destination_waiting", "Jobs waiting in memory for a "
+		    "destination's limits." },
+		{ "sluice_destination_paused", "1 while a destination pauses "
+		    "after its server asked for fewer connections." },
+	};
+	struct dest	*d;
+	uint64_t	 now = store_now_ms();
+	size_t		 k;
+
+	for (k = 0; k < sizeof(fam) / sizeof(fam[0]); k++) {
+		metrics_family(b, fam[k].name, "gauge", fam[k].help);
+		TAILQ_FOREACH(d, &dests, entry) {
+			if (k == 0) {
+				evbuffer_add_printf(b, "%s{destination=\"",
+				    fam[k].name);
+				metrics_label_value(b, d->name, strlen(d->name));
+				evbuffer_add_printf(b, "\",state=\"busy\"} "
+				    "%d\n", d->busy);
+			}
+			evbuffer_add_printf(b, "%s{destination=\"",
+			    fam[k].name);
+			metrics_label_value(b, d->name, strlen(d->name));
+			if (k == 0)
+				evbuffer_add_printf(b, "\",state=\"idle\"} "
+				    "%d\n", d->nidle);
+			else
+				evbuffer_add_printf(b, "\"} %d\n", k == 1 ?
+				    d->nwait : now < d->pause_until);
+		}
 	}
 }

@@ -207,9 +207,6 @@ static void	metrics_scrape_free(struct metrics_scrape *);
 static int	metrics_view(const redisReply *, struct metrics_view *);
 static void	metrics_render(struct evbuffer *, const struct metrics_view *);
 static void	metrics_render_routes(struct evbuffer *, const redisReply *);
-static void	metrics_family(struct evbuffer *, const char *, const char *,
-		    const char *);
-static void	metrics_label_value(struct evbuffer *, const char *, size_t);
 static const redisReply *metrics_hget(const redisReply *, const char *);
 static int	metrics_field_cmp(const void *, const void *);
 static double	metrics_elapsed(const struct timespec *);
@@ -704,6 +701,7 @@ metrics_render(struct evbuffer *b, const struct metrics_view *v)
 	metrics_family(b, "sluice_smtpd_processes", "gauge",
 	    "smtpd processes of this node reporting to its queue manager.");
 	evbuffer_add_printf(b, "sluice_smtpd_processes %d\n", nsmtpd);
+	dest_metrics(b);
 }
 
 /*
@@ -756,7 +754,7 @@ metrics_render_routes(struct evbuffer *b, const redisReply *st)
 }
 
 /* metrics_family - the HELP and TYPE lines that open a family */
-static void
+void
 metrics_family(struct evbuffer *b, const char *name, const char *type,
     const char *help)
 {
@@ -769,7 +767,7 @@ metrics_family(struct evbuffer *b, const char *name, const char *type,
  * line feed; anything else unprintable (labels come from Redis) is
  * shown as '?' so that no scraper chokes on it
  */
-static void
+void
 metrics_label_value(struct evbuffer *b, const char *s, size_t n)
 {
 	size_t		 i;

@@ -19,6 +19,7 @@
 
 struct child_env;
 struct child_peer;
+struct evbuffer;
 struct ipc_msg;
 struct redis_ev;
 struct redisAsyncContext;
@@ -187,6 +188,7 @@ void	dest_job_done(struct job *, uint32_t);
 void	dest_closed(struct child_peer *, int, const char *);
 void	dest_worker_gone(struct child_peer *);
 void	dest_sweep(void);
+void	dest_metrics(struct evbuffer *);
 
 /* scheduler.c */
 struct child_peer *sched_pick_worker(void);
@@ -208,6 +210,9 @@ void	metrics_setup(struct child_env *);
 void	metrics_configure(struct child_env *, struct conf *);
 void	metrics_smtpd_msg(struct child_peer *, struct ipc_msg *);
 void	metrics_smtpd_gone(struct child_peer *);
+void	metrics_family(struct evbuffer *, const char *, const char *,
+	    const char *);
+void	metrics_label_value(struct evbuffer *, const char *, size_t);
 
 /* bounce.c */
 enum bounce_kind {

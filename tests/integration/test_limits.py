@@ -131,6 +131,7 @@ class Gateway:
     def __init__(self, tmp, routes):
         self.tmp = tmp
         self.port = free_port()
+        self.mport = free_port()
         self.conf = os.path.join(tmp, "sluice.conf")
         with open(self.conf, "w") as f:
             f.write("""hostname = "mail.limits.test";
@@ -140,13 +141,14 @@ smtpd_processes = 1;
 listen = ( { address = "127.0.0.1"; port = %d; tls = "starttls";
              auth = "required"; } );
 redis = { embedded = true; };
+metrics = { listen = "127.0.0.1:%d"; };
 limits = { user_messages_per_hour = 100000;
            user_recipients_per_hour = 100000; };
 queue = { retry_min = "1s"; retry_max = "2s"; };
 delivery = { workers = 2; routes = (
 %s
 ); };
-""" % (tmp, tmp, self.port, ",\n".join(routes)))
+""" % (tmp, tmp, self.port, self.mport, ",\n".join(routes)))
         self.logpath = os.path.join(tmp, "sluiced.log")
         self.log = open(self.logpath, "ab")
         self.proc = subprocess.Popen(
@@ -179,6 +181,12 @@ delivery = { workers = 2; routes = (
                         (rcpt, subj)).encode()
                 s.sendmail("alice@example.org", [rcpt], body)
             s.quit()
+
+    def metrics(self):
+        import urllib.request
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" %
+                                    self.mport, timeout=5) as r:
+            return r.read().decode()
 
     def stop(self):
         if self.proc.poll() is None:
@@ -213,6 +221,11 @@ def t_rate(gw, up):
     subjects = ["rate-%d" % i for i in range(50)]
     t0 = time.monotonic()
     gw.submit("bob@rate.test", subjects)
+    # while they trickle out, the metrics show them waiting in line
+    waiting = wait_for("jobs waiting in the metrics", lambda: [
+        ln for ln in gw.metrics().splitlines()
+        if ln.startswith("sluice_destination_waiting{destination=\"%s\"}"
+                         % up.dest) and int(ln.split()[-1]) > 0], 10)
     wait_for("50 messages at 5/s", lambda: len(up.got) >= 50, 60)
     times = sorted(g[0] for g in up.got)
     span = times[-1] - times[0]
@@ -221,7 +234,7 @@ def t_rate(gw, up):
     # 49 intervals of 200 ms lie between the first and the last
     assert span >= 9.3, "50 messages in %.2f s at 5/s" % span
     print("ok rate: 50 messages at 5/s arrived over %.1f s (%.1f s after "
-          "the first submission)" % (span, times[-1] - t0))
+          "the first submission; %s)" % (span, times[-1] - t0, waiting[0]))
 
 
 def t_concurrency(gw, up):
@@ -269,6 +282,7 @@ def main():
         port = free_port()
         c = CountingController(up, hostname="127.0.0.1", port=port)
         c.start()           # which makes a connection of its own
+        up.dest = "127.0.0.1:%d" % port
         ctls.append(c)
         routes.append('  { domains = [ "%s.test" ]; smarthost = '
                       '"127.0.0.1:%d"; tls = "none"; %s }' %
