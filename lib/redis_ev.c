@@ -70,6 +70,7 @@ static void	redis_ev_on_connect(const redisAsyncContext *, int);
 static void	redis_ev_on_disconnect(const redisAsyncContext *, int);
 static void	redis_ev_on_auth(redisAsyncContext *, void *, void *);
 static void	redis_ev_on_setting(redisAsyncContext *, void *, void *);
+static void	redis_ev_on_ping(redisAsyncContext *, void *, void *);
 static void	redis_ev_problem(struct redis_ev *, const char *);
 static void	redis_ev_clear_settings(struct redis_ev *);
 
@@ -383,6 +384,36 @@ redis_ev_on_setting(redisAsyncContext *ac, void *reply, void *priv)
 	    r->settings[SET_AOF], r->settings[SET_FSYNC], r->relaxed, why,
 	    sizeof(why)) == -1)
 		goto refuse;
+	/*
+	 * CONFIG GET is answered while a restarted server still loads
+	 * its data; PING is not: up only when PING is
+	 */
+	redisAsyncCommand(ac, redis_ev_on_ping, NULL, "PING");
+	return;
+ refuse:
+	redis_ev_problem(r, why);
+	r->refused = 1;
+	redisAsyncDisconnect(ac);
+}
+
+/* redis_ev_on_ping - the server serves: the connection is up */
+static void
+redis_ev_on_ping(redisAsyncContext *ac, void *reply, void *priv)
+{
+	struct redis_ev	*r = ac->data;
+	redisReply	*rep = reply;
+	char		 why[300];
+
+	if (rep == NULL || r->refused)
+		return;
+	if (rep->type == REDIS_REPLY_ERROR) {
+		/* LOADING: try again soon, as after a lost connection */
+		snprintf(why, sizeof(why), "not serving yet: %.200s",
+		    rep->str);
+		redis_ev_problem(r, why);
+		redisAsyncDisconnect(ac);
+		return;
+	}
 	r->up = 1;
 	r->delay_ms = REDIS_DELAY_MIN_MS;
 	r->last_problem[0] = '\0';
@@ -391,11 +422,6 @@ redis_ev_on_setting(redisAsyncContext *ac, void *reply, void *priv)
 	    r->relaxed ? " (durability relaxed)" :
 	    ", appendonly, appendfsync always");
 	r->fn(r, 1, r->arg);
-	return;
- refuse:
-	redis_ev_problem(r, why);
-	r->refused = 1;
-	redisAsyncDisconnect(ac);
 }
 
 /* redis_ev_quiet - a second connection: the first one reports problems */

@@ -22,7 +22,8 @@
  * SMTPC_REPLY_LINES lines; input stops being read at SMTPC_IN_MAX
  * bytes; the body goes out as the output buffer drains below
  * SMTPC_OUT_LOW and never grows it past about SMTPC_OUT_HIGH; at most
- * SMTPC_PIPE_WINDOW commands are unanswered at any time.
+ * SMTPC_PIPE_WINDOW commands are unanswered at any time.  Replies and
+ * EHLO lines are read, and the body dot-stuffed, by lib/smtp_reply.
  */
 #include "config.h"
 
@@ -54,6 +55,7 @@
 #include "log.h"
 #include "netaddr.h"
 #include "queue_proto.h"
+#include "smtp_reply.h"
 #include "xmalloc.h"
 
 #define SMTPC_LINE_MAX		4096	/* a reply line, CRLF included */
@@ -68,16 +70,6 @@
 /* smtpc_rcpt_reply() flags */
 #define RR_OK			0x01	/* a 2xx is a success here */
 #define RR_DEFER		0x02	/* a 5xx about the session: 4xx */
-
-/* extensions from EHLO */
-#define CAP_STARTTLS		0x0001
-#define CAP_SIZE		0x0002
-#define CAP_8BITMIME		0x0004
-#define CAP_SMTPUTF8		0x0008
-#define CAP_DSN			0x0010
-#define CAP_PIPELINING		0x0020
-#define CAP_AUTH_PLAIN		0x0040
-#define CAP_AUTH_LOGIN		0x0080
 
 enum smtpc_state {
 	SC_CONNECT,
@@ -105,13 +97,11 @@ static const char *const smtpc_state_names[] = {
 	"DOT", "DOT_DISCARD", "QUIT", "RSET", "IDLE"
 };
 
-struct smtpc_reply {
-	int		 code;
-	char		 status[DLV_STATUS_MAX];	/* "" when none */
-	char		 text[QP_MAX_TEXT + 1];
-	size_t		 len;
-	int		 nlines;
-};
+/* a reply goes into recipients' outcomes as it is */
+_Static_assert(sizeof(((struct smtp_reply *)0)->status) == DLV_STATUS_MAX,
+    "reply status and DLV_STATUS_MAX differ");
+_Static_assert(SMTP_REPLY_TEXT_MAX == QP_MAX_TEXT,
+    "reply text and QP_MAX_TEXT differ");
 
 struct smtpc {
 	TAILQ_ENTRY(smtpc)	 entry;		/* in idle, while SC_IDLE */
@@ -149,7 +139,7 @@ struct smtpc {
 	uint64_t		 size_max;	/* 0: none announced */
 	unsigned		 ehlo_caps;	/* while the EHLO reply comes */
 	uint64_t		 ehlo_size;
-	struct smtpc_reply	 rep;
+	struct smtp_reply	 rep;
 
 	/* the envelope: commands 0 = MAIL, 1..nlist = RCPT, nlist+1 = DATA */
 	size_t			*list;		/* indexes of job->rcpts */
@@ -162,8 +152,8 @@ struct smtpc {
 	int			 mail_failed;
 	int			 data_ok;	/* 354 */
 	size_t			 naccepted;
-	struct smtpc_reply	 mail_rep;
-	struct smtpc_reply	 data_rep;
+	struct smtp_reply	 mail_rep;
+	struct smtp_reply	 data_rep;
 
 	size_t			 off;		/* body bytes queued */
 };
@@ -176,8 +166,7 @@ static int	smtpc_attach(struct smtpc *, int);
 static void	smtpc_readcb(struct bufferevent *, void *);
 static void	smtpc_writecb(struct bufferevent *, void *);
 static void	smtpc_eventcb(struct bufferevent *, short, void *);
-static int	smtpc_line(struct smtpc *, char *, size_t);
-static void	smtpc_ehlo_line(struct smtpc *, const char *);
+static int	smtpc_line(struct smtpc *, const char *, size_t);
 static int	smtpc_reply(struct smtpc *);
 static int	smtpc_after_ehlo(struct smtpc *);
 static int	smtpc_starttls(struct smtpc *);
@@ -194,17 +183,17 @@ static void	smtpc_send(struct smtpc *, const char *, ...)
 static void	smtpc_send_secret(struct smtpc *, const char *, const char *,
 		    size_t);
 static const char *smtpc_phase(const struct smtpc *);
-static void	smtpc_rcpt_reply(struct dlv_rcpt *, const struct smtpc_reply *,
+static void	smtpc_rcpt_reply(struct dlv_rcpt *, const struct smtp_reply *,
 		    int);
 static void	smtpc_fail(struct smtpc *, int, const char *, const char *,
 		    ...) __attribute__((format(printf, 4, 5)));
 static void	smtpc_giveup(struct smtpc *, int, const char *, const char *,
 		    ...) __attribute__((format(printf, 4, 5)));
-static void	smtpc_fail_reply(struct smtpc *, const struct smtpc_reply *,
+static void	smtpc_fail_reply(struct smtpc *, const struct smtp_reply *,
 		    int);
 static void	smtpc_next(struct smtpc *, int, const char *, const char *,
 		    ...) __attribute__((format(printf, 4, 5)));
-static void	smtpc_outcome(const struct smtpc_reply *, int, int *, char *,
+static void	smtpc_outcome(const struct smtp_reply *, int, int *, char *,
 		    char *, size_t);
 static void	smtpc_quit(struct smtpc *);
 static void	smtpc_done(struct smtpc *);
@@ -628,124 +617,37 @@ smtpc_writecb(struct bufferevent *bev, void *arg)
  * session ended (a malformed reply)
  */
 static int
-smtpc_line(struct smtpc *s, char *line, size_t len)
+smtpc_line(struct smtpc *s, const char *line, size_t len)
 {
-	struct smtpc_reply	*r = &s->rep;
-	char			 shown[SMTPC_LINE_MAX * 4 + 1];
-	const char		*text;
-	size_t			 i, n, tl;
-	int			 code, last;
+	char	 shown[SMTPC_LINE_MAX * 4 + 1];
+	int	 rc;
 
 	log_printable(shown, sizeof(shown), line, len);
 	log_debug("%s: < %s: %s", smtpc_id(s), s->where, shown);
-	if (len < 3 || line[0] < '2' || line[0] > '5' || line[1] < '0' ||
-	    line[1] > '9' || line[2] < '0' || line[2] > '9' ||
-	    (len > 3 && line[3] != ' ' && line[3] != '-')) {
+	switch ((rc = smtp_reply_line(&s->rep, line, len, SMTPC_REPLY_LINES))) {
+	case SMTP_REPLY_MORE:
+	case SMTP_REPLY_DONE:
+		break;
+	case SMTP_REPLY_ERR_SYNTAX:
 		smtpc_fail(s, 451, "4.5.0", "%s sent a malformed reply %s: "
 		    "\"%.200s\"", s->where, smtpc_phase(s), shown);
 		return -1;
-	}
-	code = (line[0] - '0') * 100 + (line[1] - '0') * 10 + (line[2] - '0');
-	last = len == 3 || line[3] == ' ';
-	if (r->nlines == 0) {
-		r->code = code;
-		r->status[0] = '\0';
-		r->len = 0;
-		r->text[0] = '\0';
-	} else if (code != r->code) {
+	case SMTP_REPLY_ERR_CODE:
 		smtpc_fail(s, 451, "4.5.0", "%s changed the reply code within "
 		    "a reply %s", s->where, smtpc_phase(s));
 		return -1;
-	}
-	if (++r->nlines > SMTPC_REPLY_LINES) {
+	case SMTP_REPLY_ERR_LINES:
 		smtpc_fail(s, 451, "4.5.0", "%s sent a reply of more than %d "
 		    "lines", s->where, SMTPC_REPLY_LINES);
 		return -1;
+	default:
+		fatalx("%s: unexpected result %d", __func__, rc);
 	}
-	/* text without code, the NUL and control bytes made harmless */
-	for (i = 0; i < len; i++)
-		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
-			line[i] = ' ';
-	text = len > 4 ? line + 4 : "";
-	if (s->state == SC_EHLO && r->nlines > 1)
-		smtpc_ehlo_line(s, text);
-	/* RFC 3463: the enhanced code, when the reply has one of its class */
-	n = strspn(text, "0123456789.");
-	if (n >= 5 && n < DLV_STATUS_MAX && text[0] == line[0] &&
-	    text[1] == '.' && (text[n] == ' ' || text[n] == '\0')) {
-		if (r->nlines == 1) {
-			memcpy(r->status, text, n);
-			r->status[n] = '\0';
-		}
-		if (strncmp(text, r->status, n) == 0) {
-			text += n;
-			text += strspn(text, " ");
-		}
-	}
-	if (r->nlines == 1)
-		r->len = (size_t)snprintf(r->text, sizeof(r->text), "%d%s%s",
-		    code, r->status[0] != '\0' ? " " : "", r->status);
-	tl = strlen(text);
-	if (tl > 0 && r->len + 1 + tl < sizeof(r->text)) {
-		r->text[r->len++] = ' ';
-		memcpy(r->text + r->len, text, tl);
-		r->len += tl;
-		r->text[r->len] = '\0';
-	}
-	if (!last)
-		return 0;
-	r->nlines = 0;
-	return 1;
-}
-
-/* smtpc_ehlo_line - one extension of the EHLO reply (RFC 5321 4.1.1.1) */
-static void
-smtpc_ehlo_line(struct smtpc *s, const char *text)
-{
-	const char	*errstr, *p;
-	char		 kw[32], arg[64];
-	size_t		 n;
-
-	n = strcspn(text, " =");
-	if (n == 0 || n >= sizeof(kw))
-		return;
-	memcpy(kw, text, n);
-	kw[n] = '\0';
-	p = text + n;
-	if (strcasecmp(kw, "STARTTLS") == 0)
-		s->ehlo_caps |= CAP_STARTTLS;
-	else if (strcasecmp(kw, "8BITMIME") == 0)
-		s->ehlo_caps |= CAP_8BITMIME;
-	else if (strcasecmp(kw, "SMTPUTF8") == 0)
-		s->ehlo_caps |= CAP_SMTPUTF8;
-	else if (strcasecmp(kw, "DSN") == 0)
-		s->ehlo_caps |= CAP_DSN;
-	else if (strcasecmp(kw, "PIPELINING") == 0)
-		s->ehlo_caps |= CAP_PIPELINING;
-	else if (strcasecmp(kw, "SIZE") == 0) {
-		s->ehlo_caps |= CAP_SIZE;
-		p += strspn(p, " ");
-		n = strcspn(p, " ");
-		if (n > 0 && n < sizeof(arg)) {
-			memcpy(arg, p, n);
-			arg[n] = '\0';
-			s->ehlo_size = (uint64_t)strtonum(arg, 0, INT64_MAX,
-			    &errstr);
-			if (errstr != NULL)
-				s->ehlo_size = 0;
-		}
-	} else if (strcasecmp(kw, "AUTH") == 0) {
-		/* "AUTH PLAIN LOGIN", or the old "AUTH=PLAIN LOGIN" */
-		while (*p != '\0') {
-			p += strspn(p, " =");
-			n = strcspn(p, " ");
-			if (n == 5 && strncasecmp(p, "PLAIN", 5) == 0)
-				s->ehlo_caps |= CAP_AUTH_PLAIN;
-			else if (n == 5 && strncasecmp(p, "LOGIN", 5) == 0)
-				s->ehlo_caps |= CAP_AUTH_LOGIN;
-			p += n;
-		}
-	}
+	/* RFC 5321 4.1.1.1: an extension a line, after the first */
+	if (s->state == SC_EHLO && s->rep.nlines > 1 && len > 4)
+		smtp_reply_ehlo(line + 4, len - 4, &s->ehlo_caps,
+		    &s->ehlo_size);
+	return rc == SMTP_REPLY_DONE;
 }
 
 /*
@@ -756,7 +658,7 @@ smtpc_ehlo_line(struct smtpc *s, const char *text)
 static int
 smtpc_reply(struct smtpc *s)
 {
-	struct smtpc_reply	*r = &s->rep;
+	struct smtp_reply	*r = &s->rep;
 
 	evtimer_del(s->timer);
 	/* the server wants fewer of us: queued pauses the destination */
@@ -813,7 +715,7 @@ smtpc_reply(struct smtpc *s)
 				log_info("%s: %s refused STARTTLS (%s); going "
 				    "on without TLS", smtpc_id(s), s->where,
 				    shown);
-				s->caps &= ~CAP_STARTTLS;
+				s->caps &= ~SMTP_EXT_STARTTLS;
 				return smtpc_after_ehlo(s);
 			}
 			smtpc_giveup(s, 451, "4.7.5", "TLS is required, but %s "
@@ -887,7 +789,7 @@ static int
 smtpc_after_ehlo(struct smtpc *s)
 {
 	if (s->ssl == NULL && s->tls != CONF_ROUTE_TLS_NONE) {
-		if (s->caps & CAP_STARTTLS)
+		if (s->caps & SMTP_EXT_STARTTLS)
 			return smtpc_starttls(s);
 		if (s->tls != CONF_ROUTE_TLS_MAY) {
 			/* a failure defers, never downgrades */
@@ -925,7 +827,7 @@ smtpc_auth(struct smtpc *s)
 		    "to %s without TLS (it offered no STARTTLS)", s->where);
 		return -1;
 	}
-	if (s->caps & CAP_AUTH_PLAIN) {
+	if (s->caps & SMTP_EXT_AUTH_PLAIN) {
 		ul = strlen(s->auth_user);
 		pl = s->secret->len;
 		n = 1 + ul + 1 + pl;
@@ -942,7 +844,7 @@ smtpc_auth(struct smtpc *s)
 		sodium_free(plain);
 		return 0;
 	}
-	if (s->caps & CAP_AUTH_LOGIN) {
+	if (s->caps & SMTP_EXT_AUTH_LOGIN) {
 		smtpc_enter(s, SC_AUTH_USER);
 		smtpc_send(s, "AUTH LOGIN");
 		return 0;
@@ -962,7 +864,7 @@ smtpc_envelope(struct smtpc *s)
 	struct dlv_job	*j = s->job;
 	size_t		 i;
 
-	if ((j->flags & QP_SMTPUTF8) && !(s->caps & CAP_SMTPUTF8)) {
+	if ((j->flags & QP_SMTPUTF8) && !(s->caps & SMTP_EXT_SMTPUTF8)) {
 		smtpc_giveup(s, 553, "5.6.7", "SMTPUTF8 is required, but was "
 		    "not offered by %s", s->where);
 		return -1;
@@ -980,8 +882,8 @@ smtpc_envelope(struct smtpc *s)
 	s->ncmds = s->nlist + 2;
 	s->nmsgs++;
 	j->t_mail = dlv_now_ms();
-	s->window = (s->caps & CAP_PIPELINING) ? SMTPC_PIPE_WINDOW : 1;
-	if (s->caps & CAP_DSN)
+	s->window = (s->caps & SMTP_EXT_PIPELINING) ? SMTPC_PIPE_WINDOW : 1;
+	if (s->caps & SMTP_EXT_DSN)
 		j->done_flags |= QP_DONE_DSN;
 	smtpc_enter(s, SC_ENVELOPE);
 	return smtpc_pump(s);
@@ -1001,7 +903,7 @@ smtpc_pump(struct smtpc *s)
 	static const char *const notify[] = { "NEVER", "SUCCESS", "FAILURE",
 	    "DELAY" };
 	size_t		 k, n;
-	int		 dsn = (s->caps & CAP_DSN) != 0, first;
+	int		 dsn = (s->caps & SMTP_EXT_DSN) != 0, first;
 
 	while (!s->stop && s->sent < s->ncmds &&
 	    s->sent - s->answered < s->window) {
@@ -1061,7 +963,7 @@ smtpc_mail(struct smtpc *s, char *buf, size_t len)
 	size_t		 n;
 
 	n = (size_t)snprintf(buf, len, "MAIL FROM:<%s>", j->sender);
-	if ((s->caps & CAP_SIZE) && n < len)
+	if ((s->caps & SMTP_EXT_SIZE) && n < len)
 		n += (size_t)snprintf(buf + n, len - n, " SIZE=%zu", j->size);
 	/*
 	 * Without 8BITMIME an 8-bit message goes as it is, unlabelled
@@ -1069,11 +971,11 @@ smtpc_mail(struct smtpc *s, char *buf, size_t len)
 	 * spoken, so BINARYMIME travels as 8BITMIME.
 	 */
 	if ((j->flags & (QP_BODY_8BITMIME | QP_BODY_BINARYMIME)) &&
-	    (s->caps & CAP_8BITMIME) && n < len)
+	    (s->caps & SMTP_EXT_8BITMIME) && n < len)
 		n += (size_t)snprintf(buf + n, len - n, " BODY=8BITMIME");
 	if ((j->flags & QP_SMTPUTF8) && n < len)
 		n += (size_t)snprintf(buf + n, len - n, " SMTPUTF8");
-	if (!(s->caps & CAP_DSN))
+	if (!(s->caps & SMTP_EXT_DSN))
 		return;
 	if ((j->flags & (QP_RET_FULL | QP_RET_HDRS)) && n < len)
 		n += (size_t)snprintf(buf + n, len - n, " RET=%s",
@@ -1086,7 +988,7 @@ smtpc_mail(struct smtpc *s, char *buf, size_t len)
 static int
 smtpc_envelope_reply(struct smtpc *s)
 {
-	struct smtpc_reply	*r = &s->rep;
+	struct smtp_reply	*r = &s->rep;
 	struct dlv_rcpt		*rc;
 	size_t			 i = s->answered++;
 
@@ -1156,19 +1058,16 @@ smtpc_body(struct smtpc *s)
 {
 	struct dlv_job		*j = s->job;
 	struct evbuffer		*out = bufferevent_get_output(s->bev);
-	const uint8_t		*b = j->body, *p;
-	size_t			 end, n;
+	const uint8_t		*b = j->body;
+	const char		*end;
+	size_t			 n;
+	int			 stuff;
 
 	while (s->off < j->size && evbuffer_get_length(out) < SMTPC_OUT_HIGH) {
-		if ((s->off == 0 || b[s->off - 1] == '\n') &&
-		    b[s->off] == '.')
+		n = smtp_reply_dot_span(b, j->size, s->off, SMTPC_OUT_HIGH,
+		    &stuff);
+		if (stuff)
 			evbuffer_add(out, ".", 1);
-		end = s->off + SMTPC_OUT_HIGH;
-		if (end > j->size)
-			end = j->size;
-		/* up to and including the LF before the next leading dot */
-		p = memmem(b + s->off, end - s->off, "\n.", 2);
-		n = p != NULL ? (size_t)(p - (b + s->off)) + 1 : end - s->off;
 		evbuffer_add(out, b + s->off, n);
 		s->off += n;
 	}
@@ -1176,9 +1075,8 @@ smtpc_body(struct smtpc *s)
 		smtpc_wait(s, s->t_cmd);
 		return;
 	}
-	if (j->size > 0 && b[j->size - 1] != '\n')
-		evbuffer_add(out, "\r\n", 2);
-	evbuffer_add(out, ".\r\n", 3);
+	end = smtp_reply_dot_end(b, j->size, &n);
+	evbuffer_add(out, end, n);
 	log_debug("%s: > %s: [%zu bytes of message] .", j->id, s->where,
 	    j->size);
 	smtpc_enter(s, SC_DOT);
@@ -1253,7 +1151,7 @@ smtpc_send_secret(struct smtpc *s, const char *prefix, const char *data,
  * was meant, any 3xx) is a protocol error, never a delivery.
  */
 static void
-smtpc_rcpt_reply(struct dlv_rcpt *rc, const struct smtpc_reply *r, int flags)
+smtpc_rcpt_reply(struct dlv_rcpt *rc, const struct smtp_reply *r, int flags)
 {
 	char	 status[DLV_STATUS_MAX], text[QP_MAX_TEXT + 1];
 	int	 code;
@@ -1264,7 +1162,7 @@ smtpc_rcpt_reply(struct dlv_rcpt *rc, const struct smtpc_reply *r, int flags)
 
 /* smtpc_outcome - what smtpc_rcpt_reply() makes of a reply */
 static void
-smtpc_outcome(const struct smtpc_reply *r, int flags, int *codep,
+smtpc_outcome(const struct smtp_reply *r, int flags, int *codep,
     char *status, char *text, size_t len)
 {
 	int	 code = r->code;
@@ -1356,7 +1254,7 @@ smtpc_giveup(struct smtpc *s, int code, const char *status, const char *fmt,
 
 /* smtpc_fail_reply - a server reply for everyone still without one */
 static void
-smtpc_fail_reply(struct smtpc *s, const struct smtpc_reply *r, int flags)
+smtpc_fail_reply(struct smtpc *s, const struct smtp_reply *r, int flags)
 {
 	size_t	 i;
 
@@ -1442,7 +1340,7 @@ smtpc_reuse(struct dlv_job *j)
 	s->nlist = s->ncmds = s->sent = s->answered = s->naccepted = 0;
 	s->stop = s->mail_failed = s->data_ok = 0;
 	s->off = 0;
-	s->rep.nlines = 0;
+	smtp_reply_init(&s->rep);
 	log_debug("%s: reusing the connection to %s (message %d on it)",
 	    j->id, s->where, s->nmsgs + 1);
 	smtpc_enter(s, SC_RSET);

@@ -47,6 +47,10 @@ static void	queued_on_renew(evutil_socket_t, short, void *);
 static void	queued_arm_renew(void);
 static void	queued_check_key(void);
 static void	queued_on_keyid(redisAsyncContext *, void *, void *);
+static void	queued_on_keycheck(evutil_socket_t, short, void *);
+
+/* a failed key check is tried again by this timer */
+static struct event	*keycheck;
 
 /*
  * keyid: KEYS P keyid; ARGV this node's key id.  The first node to
@@ -178,6 +182,13 @@ queued_redis_state(struct redis_ev *r, int up, void *arg)
 		queued_check_key();
 }
 
+static void
+queued_on_keycheck(evutil_socket_t fd, short ev, void *arg)
+{
+	if (!q.key_ok)
+		queued_check_key();
+}
+
 /* queued_check_key - does Redis hold mail sealed with our key? */
 static void
 queued_check_key(void)
@@ -208,8 +219,15 @@ queued_on_keyid(redisAsyncContext *ac, void *r, void *arg)
 	if (rep == NULL)
 		return;
 	if (rep->type != REDIS_REPLY_STRING) {
-		log_warnx("%s: queue key check: redis: %.200s", q.env->name,
-		    rep->type == REDIS_REPLY_ERROR ? rep->str : "bad reply");
+		struct timeval	 tv = { 1, 0 };
+
+		log_warnx("%s: queue key check: redis: %.200s; again in 1 s",
+		    q.env->name, rep->type == REDIS_REPLY_ERROR ? rep->str :
+		    "bad reply");
+		if (keycheck == NULL && (keycheck = evtimer_new(q.env->base,
+		    queued_on_keycheck, NULL)) == NULL)
+			fatalx("%s: evtimer_new", __func__);
+		evtimer_add(keycheck, &tv);
 		return;
 	}
 	if (strcmp(rep->str, q.keyid) != 0) {
