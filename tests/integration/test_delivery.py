@@ -24,6 +24,7 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qharness as H  # noqa: E402
+import dnsserver  # noqa: E402
 
 from aiosmtpd.controller import Controller  # noqa: E402
 from aiosmtpd.smtp import SMTP, AuthResult  # noqa: E402
@@ -444,95 +445,12 @@ if not os.environ.get("SLUICE_KEEP"):
                                               timeout=30))
 
 
-class DNS:
-    """A small authoritative DNS server over UDP on 127.0.0.1, stdlib
-    only (dnsmasq cannot say SERVFAIL or a null MX on demand).
-    records: {name: {"A": [ip], "AAAA": [ip], "MX": [(pref, host)]}};
-    a name in records without the type asked is NODATA, a name in
-    servfail gets SERVFAIL, any other NXDOMAIN.  silent: read every
-    query and answer none."""
+class DNS(dnsserver.DNS):
+    """dnsserver.DNS, stopped with the test that made it."""
 
-    TYPES = {1: "A", 28: "AAAA", 15: "MX"}
-
-    def __init__(self, records=None, servfail=(), silent=False):
-        self.records = {k.lower().rstrip("."): v
-                        for k, v in (records or {}).items()}
-        self.servfail = {n.lower() for n in servfail}
-        self.silent = silent
-        self.queries = []         # (name, type name)
-        self.s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.s.bind(("127.0.0.1", 0))
-        self.port = self.s.getsockname()[1]
-        self.stopped = False
-        threading.Thread(target=self._serve, daemon=True).start()
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
         H._CLEANUPS.append(self.stop)
-
-    def conf(self):
-        return 'dns = { servers = [ "127.0.0.1:%d" ]; };\n' % self.port
-
-    def stop(self):
-        self.stopped = True
-        try:
-            self.s.close()
-        except OSError:
-            pass
-
-    @staticmethod
-    def _name(n):
-        out = b""
-        for label in n.rstrip(".").split("."):
-            if label:
-                out += bytes([len(label)]) + label.encode()
-        return out + b"\0"
-
-    def _serve(self):
-        while not self.stopped:
-            try:
-                q, peer = self.s.recvfrom(4096)
-            except OSError:
-                return
-            try:
-                r = self._answer(q)
-            except (IndexError, ValueError):
-                continue
-            if r is not None and not self.silent:
-                try:
-                    self.s.sendto(r, peer)
-                except OSError:
-                    pass
-
-    def _answer(self, q):
-        qid, flags = q[0:2], int.from_bytes(q[2:4], "big")
-        i, labels = 12, []
-        while q[i]:
-            labels.append(q[i + 1:i + 1 + q[i]].decode("ascii"))
-            i += 1 + q[i]
-        qtype = int.from_bytes(q[i + 1:i + 3], "big")
-        question = q[12:i + 5]
-        name = ".".join(labels).lower()
-        tname = self.TYPES.get(qtype, str(qtype))
-        self.queries.append((name, tname))
-        answers, rcode = [], 0
-        if name in self.servfail:
-            rcode = 2
-        elif name not in self.records:
-            rcode = 3
-        else:
-            for v in self.records[name].get(tname, []):
-                if tname == "A":
-                    rd = socket.inet_pton(socket.AF_INET, v)
-                elif tname == "AAAA":
-                    rd = socket.inet_pton(socket.AF_INET6, v)
-                else:
-                    rd = v[0].to_bytes(2, "big") + self._name(v[1])
-                answers.append(b"\xc0\x0c" + qtype.to_bytes(2, "big") +
-                               b"\x00\x01" + (60).to_bytes(4, "big") +
-                               len(rd).to_bytes(2, "big") + rd)
-        # QR, AA, RD as asked, RA
-        rflags = 0x8000 | 0x0400 | (flags & 0x0100) | 0x0080 | rcode
-        return (qid + rflags.to_bytes(2, "big") + b"\x00\x01" +
-                len(answers).to_bytes(2, "big") + b"\x00\x00\x00\x00" +
-                question + b"".join(answers))
 
 
 def make_cert(name):
