@@ -16,7 +16,7 @@
 #	    --connections 50 --messages 5000 --per-connection 100 --size 4096
 #   (c) smtpload --port P1 --tls starttls --auth bench:PW --pipelining \
 #	    --connections 50 --messages 500 --per-connection 10 --size 102400
-#   (d) smtpload --port P2 --tls implicit --connections 2000 --idle 120
+#   (d) smtpload --port P2 --tls implicit --connections 5000 --idle 120
 #	    (handshake and EHLO, then idle; no AUTH, no mail)
 #
 # (d) runs first, on a fresh smtpd: after the load runs its heap holds
@@ -27,89 +27,30 @@
 # process used (utime + stime from /proc/PID/stat) is shown per message,
 # which says where the time goes.
 #
+# (d) needs a descriptor per session in smtpload and in smtpd (which
+# inherits its limit through sluiced): RLIMIT_NOFILE is raised as far
+# as the hard limit allows, and N lowered to fit under it; the
+# gateway's limits.connections and connections_per_ip are 20000.
+#
 # It prints numbers only and never fails on speed; it fails only when
 # the gateway cannot be started.  Every process it starts is stopped by
 # PID (the gateway through its master, which stops its children and
 # the embedded Redis), on any exit.  SMTPLOAD_IDLE=N changes (d)'s N.
+# The helpers are in lib.sh.
 set -u
 
 BUILD=${SLUICE_BUILD:?set SLUICE_BUILD to the build directory}
 TOP=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 LOAD=$BUILD/bench/smtpload
-IDLE_N=${SMTPLOAD_IDLE:-2000}
+IDLE_N=${SMTPLOAD_IDLE:-5000}
+NAME=run-submission
+. "$TOP/tests/bench/lib.sh"
 
-T=$(mktemp -d /tmp/sluice-bench.XXXXXX) || exit 1
-chmod 755 "$T"		# the unprivileged children must traverse it
-MASTER=
+bench_init
 LOADPID=
-LOG=$T/sluiced.log
-
-# kids PID [COMM] - direct children of PID, optionally only those
-# running COMM, from /proc/*/stat (comm may hold spaces: cut at the
-# last parenthesis)
-kids() {
-	local f s comm rest
-	local -a a
-	for f in /proc/[0-9]*/stat; do
-		# a process may end between the glob and the read
-		{ read -r s <"$f"; } 2>/dev/null || continue
-		comm=${s#*(}
-		comm=${comm%)*}
-		rest=${s##*) }
-		read -r -a a <<<"$rest"
-		[ "${a[1]}" = "$1" ] || continue
-		[ -n "${2:-}" ] && [ "$comm" != "$2" ] && continue
-		echo "${s%% *}"
-	done
-}
-
-descendants() {
-	local c
-	for c in $(kids "$1"); do
-		echo "$c"
-		descendants "$c"
-	done
-}
-
-cleanup() {
-	local left i
-	if [ -n "$LOADPID" ] && kill -0 "$LOADPID" 2>/dev/null; then
-		kill -TERM "$LOADPID" 2>/dev/null
-		wait "$LOADPID" 2>/dev/null
-	fi
-	if [ -n "$MASTER" ] && kill -0 "$MASTER" 2>/dev/null; then
-		left=$(descendants "$MASTER")
-		kill -TERM "$MASTER" 2>/dev/null
-		for ((i = 0; i < 100; i++)); do
-			kill -0 "$MASTER" 2>/dev/null || break
-			sleep 0.1
-		done
-		# whatever did not go with the master: by PID, never by name
-		kill -KILL "$MASTER" $left 2>/dev/null
-		wait "$MASTER" 2>/dev/null
-	fi
-	rm -rf "$T"
-}
-trap cleanup EXIT
-trap 'exit 1' INT TERM HUP
-
-die() {
-	echo "run-submission: $*" >&2
-	if [ -f "$LOG" ]; then
-		echo "--- last lines of the gateway's log" >&2
-		tail -n 30 "$LOG" >&2
-	fi
-	exit 1
-}
-
-free_port() {
-	python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
+EXTRA_PIDS=
 
 [ -x "$LOAD" ] || die "$LOAD missing (make bench builds it)"
-if [ "$(id -u)" = 0 ]; then
-	getent passwd sluice-smtpd >/dev/null || sh "$TOP/scripts/mkusers"
-fi
 
 # (d) holds thousands of sessions; the client and each smtpd (which
 # inherits it through sluiced) need a descriptor for each
@@ -151,20 +92,8 @@ delivery = {
 dns = { servers = [ "127.0.0.1:$P3" ]; };
 CONF
 
-# -f without -d: debug lines per command would be measured too
-"$BUILD/sluiced" -f -c "$CONF" -x "$BUILD" >"$LOG" 2>&1 &
-MASTER=$!
-for ((i = 0; i < 300; i++)); do
-	grep -q "sluice ready" "$LOG" 2>/dev/null && break
-	kill -0 "$MASTER" 2>/dev/null || die "sluiced exited at start"
-	sleep 0.1
-done
-grep -q "sluice ready" "$LOG" || die "sluiced not ready after 30 s"
-
-PW=bench-$RANDOM$RANDOM$RANDOM
-echo "$PW" | "$BUILD/sluicectl" -c "$CONF" user add bench \
-    --password-stdin --sender '*' >/dev/null ||
-    die "sluicectl user add failed"
+gateway_start "$CONF"
+PW=$(gateway_user "$CONF" bench) || exit 1
 
 # smtpd_rss - the summed VmRSS of sluiced's smtpd children, in kB
 smtpd_rss() {
@@ -174,42 +103,6 @@ smtpd_rss() {
 		sum=$((sum + ${v:-0}))
 	done
 	echo "$sum"
-}
-
-# cpu_snapshot - "comm ticks" for every process of the gateway
-cpu_snapshot() {
-	local p s comm rest
-	local -a a
-	for p in $(descendants "$MASTER") "$MASTER"; do
-		{ read -r s <"/proc/$p/stat"; } 2>/dev/null || continue
-		comm=${s#*(}
-		comm=${comm%)*}
-		rest=${s##*) }
-		read -r -a a <<<"$rest"
-		# fields 14 and 15 (utime, stime) are a[11] and a[12]
-		echo "${comm// /_} $((a[11] + a[12]))"
-	done
-}
-
-# cpu_report BEFORE AFTER MESSAGES - ms of CPU per message, per
-# program, and the rate the cores could carry at that cost if the
-# client ran elsewhere (it shares them here: see its "client cpu")
-cpu_report() {
-	awk -v hz="$(getconf CLK_TCK)" -v n="$3" -v ncpu="$(nproc)" '
-	    FNR == NR { b[$1] += $2; next }
-	    { a[$1] += $2 }
-	    END {
-		line = "  server cpu per message (ms):"
-		for (c in a) {
-			d = a[c] - b[c]
-			tot += d
-			if (d > 0)
-				line = line sprintf(" %s %.3f", c, d * 1000 / hz / n)
-		}
-		printf "%s; total %.3f\n", line, tot * 1000 / hz / n
-		if (tot > 0)
-			printf "  server-only ceiling on %d cores at that cost: %.0f msg/s\n", ncpu, ncpu * hz * n / tot
-	    }' "$1" "$2"
 }
 
 declare -A RES
@@ -223,8 +116,10 @@ load() {
 	"$LOAD" --host 127.0.0.1 --port "$P1" --tls starttls \
 	    --auth "bench:$PW" --pipelining --timeout 60 "$@" >"$out" &
 	LOADPID=$!
+	EXTRA_PIDS=$LOADPID
 	wait "$LOADPID"
 	LOADPID=
+	EXTRA_PIDS=
 	cpu_snapshot >"$T/cpu.after"
 	sed 's/^/  /' "$out"
 	ok=$(awk -F': ' '$1 == "messages ok" { print $2 }' "$out")
@@ -250,6 +145,7 @@ rss0=$(smtpd_rss)
 "$LOAD" --host 127.0.0.1 --port "$P2" --tls implicit \
     --connections "$IDLE_N" --idle 120 --timeout 60 >"$T/load.d" &
 LOADPID=$!
+EXTRA_PIDS=$LOADPID
 up=
 for ((i = 0; i < 600; i++)); do
 	up=$(awk '$1 == "idle:" { print $2 }' "$T/load.d")
@@ -268,6 +164,7 @@ fi
 kill -TERM "$LOADPID" 2>/dev/null
 wait "$LOADPID"
 LOADPID=
+EXTRA_PIDS=
 sed 's/^/  /' "$T/load.d"
 # let the server see every close before the load runs
 sleep 1

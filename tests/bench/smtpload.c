@@ -5,6 +5,7 @@
  *	    [--auth user:pass] [--connections N] [--messages TOTAL]
  *	    [--per-connection M] [--size BYTES] [--rcpts N] [--pipelining]
  *	    [--from ADDR] [--to DOMAIN] [--timeout SECS] [--idle SECS]
+ *	    [--rate MSGS] [--stamps FILE]
  *
  * N sessions run at once on one libevent loop, each driving OpenSSL on a
  * non-blocking socket itself (no bufferevent filter, so that a pipelined
@@ -26,6 +27,19 @@
  * moment the final reply arrives: it is the server's queueing time
  * (parsing, IPC, encryption, Redis and its fsync) plus one loopback
  * round trip, without the client's own sending time.
+ *
+ * With --rate MSGS the transactions start on a schedule instead of as
+ * fast as the sessions allow: the k-th at k/MSGS seconds after the
+ * start, taken by whichever session is free first (one that is late
+ * starts at once).  With enough sessions for the replies' latency that
+ * is a steady MSGS per second whatever the server does.
+ *
+ * With --stamps FILE every message carries "X-Bench-Id: PID.N" (N its
+ * number in the run), and at the end FILE gets one line per message
+ * that was queued, "PID.N USEC", with USEC the CLOCK_MONOTONIC time in
+ * microseconds when its "queued as" reply was read.  A sink on the same
+ * machine that logs when each id arrives (tests/bench/smtpsink.c) gives
+ * the time from accepted to delivered.
  *
  * With --idle SECS no mail is sent: the N sessions (opened at most 64 at
  * a time, so the server's listen backlog never overflows) finish setup
@@ -139,6 +153,8 @@ struct conn {
 	unsigned long	 msgno;
 	unsigned long	 quota;		/* messages this session may still start */
 	uint64_t	 t_eod;		/* when the final dot left, usec */
+	struct event	*pev;		/* --rate: waiting for its start time */
+	int		 paced;		/* its start time has come */
 };
 
 static struct {
@@ -156,6 +172,8 @@ static struct {
 	const char	*to;
 	unsigned long	 timeout;
 	long		 idle_secs;	/* -1: send mail */
+	unsigned long	 rate;		/* transactions started per second */
+	const char	*stamps;
 } opt = {
 	.host = "127.0.0.1",
 	.port = "587",
@@ -182,6 +200,8 @@ static struct {
 	unsigned long	 active;	/* slots not yet finished for good */
 	uint32_t	*lat;		/* usec, one per ok message */
 	unsigned long	 nlat;
+	uint64_t	*stamp;		/* --stamps: "queued as" at, by number */
+	unsigned long	 paced;		/* --rate: start times handed out */
 	uint64_t	 t_start, t_end;
 } st;
 
@@ -246,6 +266,8 @@ static void	 conn_printf(struct conn *, const char *, ...)
 static void	 conn_expect(struct conn *, enum step);
 static void	 on_signal(evutil_socket_t, short, void *);
 static void	 on_hold(evutil_socket_t, short, void *);
+static void	 conn_pace(evutil_socket_t, short, void *);
+static void	 write_stamps(void);
 static void	 stop_all(void);
 static int	 cmp_u32(const void *, const void *);
 static void	 report(void);
@@ -257,7 +279,8 @@ usage(void)
 	    "usage: smtpload [--host H] [--port P] [--tls none|starttls|implicit]\n"
 	    "\t[--auth user:pass] [--connections N] [--messages TOTAL]\n"
 	    "\t[--per-connection M] [--size BYTES] [--rcpts N] [--pipelining]\n"
-	    "\t[--from ADDR] [--to DOMAIN] [--timeout SECS] [--idle SECS]\n");
+	    "\t[--from ADDR] [--to DOMAIN] [--timeout SECS] [--idle SECS]\n"
+	    "\t[--rate MSGS] [--stamps FILE]\n");
 	exit(2);
 }
 
@@ -500,6 +523,8 @@ conn_close(struct conn *c)
 		event_free(c->wev);
 	c->rev = c->wev = NULL;
 	evtimer_del(c->tev);
+	evtimer_del(c->pev);
+	c->paced = 0;
 	if (c->ssl != NULL) {
 		/* close_notify, as a polite client sends; never waited for */
 		if (!c->handshaking)
@@ -955,9 +980,13 @@ conn_reply(struct conn *c, int code, const char *text)
 		conn_printf(c, "From: <%s>\r\nTo: <u%lu.0@%s>\r\n"
 		    "Subject: smtpload %lu\r\n"
 		    "Date: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
-		    "Message-ID: <%lu.%ld.smtpload@%s>\r\n\r\n",
+		    "Message-ID: <%lu.%ld.smtpload@%s>\r\n",
 		    opt.from, c->msgno, opt.to, c->msgno, c->msgno,
 		    (long)getpid(), opt.to);
+		if (opt.stamps != NULL)
+			conn_printf(c, "X-Bench-Id: %ld.%lu\r\n",
+			    (long)getpid(), c->msgno);
+		conn_printf(c, "\r\n");
 		c->body = msg_body;
 		c->bodylen = msg_bodylen;
 		c->bodyoff = 0;
@@ -965,11 +994,14 @@ conn_reply(struct conn *c, int code, const char *text)
 		return (0);
 	case STEP_DOT:
 		if (code == 250 && strstr(text, "queued as") != NULL) {
-			uint64_t	 d = now_us() - c->t_eod;
+			uint64_t	 t = now_us(), d = t - c->t_eod;
 
-			if (!c->txn_failed)
+			if (!c->txn_failed) {
 				st.lat[st.nlat++] = d > UINT32_MAX ?
 				    UINT32_MAX : (uint32_t)d;
+				if (st.stamp != NULL)
+					st.stamp[c->msgno - 1] = t;
+			}
 			conn_txn_end(c, !c->txn_failed);
 		} else {
 			conn_bad_reply(c, step, code, text);
@@ -1045,6 +1077,20 @@ conn_next_message(struct conn *c)
 		conn_expect(c, STEP_QUIT);
 		return (0);
 	}
+	if (opt.rate > 0 && !c->paced) {
+		uint64_t	 due, now = now_us();
+		struct timeval	 tv;
+
+		due = st.t_start + (uint64_t)(st.paced++) * 1000000 / opt.rate;
+		if (due > now) {
+			c->paced = 1;
+			tv.tv_sec = (time_t)((due - now) / 1000000);
+			tv.tv_usec = (suseconds_t)((due - now) % 1000000);
+			evtimer_add(c->pev, &tv);
+			return (0);
+		}
+	}
+	c->paced = 0;
 	c->msgno = ++st.started;
 	c->quota--;
 	c->in_txn = 1;
@@ -1174,6 +1220,7 @@ stop_all(void)
 		if (conns[i].fd != -1)
 			conn_close(&conns[i]);
 		evtimer_del(conns[i].tev);
+		evtimer_del(conns[i].pev);
 	}
 	event_base_loopbreak(base);
 }
@@ -1188,6 +1235,41 @@ static void
 on_hold(evutil_socket_t fd, short what, void *arg)
 {
 	stop_all();
+}
+
+/* conn_pace - --rate: the session's start time has come */
+static void
+conn_pace(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn	*c = arg;
+
+	if (c->fd == -1 || !c->paced)
+		return;
+	if (conn_next_message(c) == -1 || conn_flush(c) == -1)
+		return;
+	conn_update(c);
+}
+
+/* write_stamps - --stamps: "PID.N USEC" for every message queued */
+static void
+write_stamps(void)
+{
+	FILE		*f;
+	unsigned long	 i;
+	long		 pid = (long)getpid();
+
+	if ((f = fopen(opt.stamps, "w")) == NULL) {
+		fprintf(stderr, "smtpload: %s: %s\n", opt.stamps,
+		    strerror(errno));
+		return;
+	}
+	for (i = 0; i < opt.messages; i++)
+		if (st.stamp[i] != 0)
+			fprintf(f, "%ld.%lu %llu\n", pid, i + 1,
+			    (unsigned long long)st.stamp[i]);
+	if (fclose(f) != 0)
+		fprintf(stderr, "smtpload: %s: %s\n", opt.stamps,
+		    strerror(errno));
 }
 
 static int
@@ -1257,6 +1339,8 @@ main(int argc, char **argv)
 		{ "to",			required_argument, NULL, 't' },
 		{ "timeout",		required_argument, NULL, 'o' },
 		{ "idle",		required_argument, NULL, 'i' },
+		{ "rate",		required_argument, NULL, 'R' },
+		{ "stamps",		required_argument, NULL, 'S' },
 		{ "help",		no_argument,	   NULL, 'H' },
 		{ NULL, 0, NULL, 0 }
 	};
@@ -1325,6 +1409,12 @@ main(int argc, char **argv)
 			opt.idle_secs = (long)parse_num("idle", optarg, 0,
 			    86400);
 			break;
+		case 'R':
+			opt.rate = parse_num("rate", optarg, 1, 10000000);
+			break;
+		case 'S':
+			opt.stamps = optarg;
+			break;
 		default:
 			usage();
 		}
@@ -1385,6 +1475,9 @@ main(int argc, char **argv)
 	make_body();
 	if ((st.lat = calloc(opt.messages, sizeof(st.lat[0]))) == NULL)
 		fatalx("out of memory");
+	if (opt.stamps != NULL &&
+	    (st.stamp = calloc(opt.messages, sizeof(st.stamp[0]))) == NULL)
+		fatalx("out of memory");
 	if ((base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	tv.tv_sec = (time_t)opt.timeout;
@@ -1408,6 +1501,8 @@ main(int argc, char **argv)
 		if ((conns[i].expect = calloc(opt.rcpts + 4,
 		    sizeof(conns[i].expect[0]))) == NULL ||
 		    (conns[i].tev = evtimer_new(base, conn_timer,
+		    &conns[i])) == NULL ||
+		    (conns[i].pev = evtimer_new(base, conn_pace,
 		    &conns[i])) == NULL)
 			fatalx("out of memory");
 	}
@@ -1418,6 +1513,8 @@ main(int argc, char **argv)
 		event_base_dispatch(base);
 	st.t_end = now_us();
 	report();
+	if (opt.stamps != NULL && opt.idle_secs < 0)
+		write_stamps();
 
 	if (opt.idle_secs >= 0)
 		return (st.conn_ok == 0 ? 1 : 0);
