@@ -43,6 +43,8 @@ import time
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
+from itlib import free_port  # noqa: E402
+import itlib  # noqa: E402
 
 logging.getLogger("mail.log").setLevel(logging.CRITICAL)
 
@@ -52,30 +54,15 @@ BUILD = os.environ.get("SLUICE_BUILD",
 ASAN = "asan" in BUILD
 SLOW = 2.0 if ASAN else 1.0
 
-TRANSIENT_TRIES = 2          # t421- and t451- fail this many times
-XTEST = re.compile(rb"\r\nX-Test: ([^\r\n]+)\r\n")
-XATTEMPT = re.compile(rb"\r\nX-Attempt: ([^\r\n]+)\r\n")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
 
 def wait_for(what, fn, limit, step=0.05):
     """fn() until it is true, for at most limit seconds (scaled)."""
-    deadline = time.monotonic() + limit * SLOW
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() >= deadline:
-            raise AssertionError("timed out (%.0fs) waiting for %s"
-                                 % (limit * SLOW, what))
-        time.sleep(step)
+    return itlib.wait_for(what, fn, limit * SLOW, step)
+
+
+TRANSIENT_TRIES = 2          # t421- and t451- fail this many times
+XTEST = re.compile(rb"\r\nX-Test: ([^\r\n]+)\r\n")
+XATTEMPT = re.compile(rb"\r\nX-Attempt: ([^\r\n]+)\r\n")
 
 
 def kind_of(local):

@@ -95,6 +95,7 @@ import tempfile
 import threading
 import time
 import traceback
+from itlib import Fail, check, eq, free_port  # noqa: E402
 
 sys.dont_write_bytecode = True
 
@@ -130,30 +131,8 @@ RSS_PER_CONN = 24 if ASAN else 12               # KiB per held session
 ESC = re.compile(r"^([245])\.(\d{1,3})\.(\d{1,3})$")
 
 
-class Fail(Exception):
-    pass
-
-
-def check(cond, msg, *args):
-    if not cond:
-        raise Fail(msg % args if args else msg)
-
-
-def eq(got, want, what):
-    if got != want:
-        raise Fail("%s: expected %r, got %r" % (what, want, got))
-
-
 # ---------------------------------------------------------------------------
 # the server
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def proc_status(pid, key):

@@ -32,6 +32,7 @@ sys.dont_write_bytecode = True     # no __pycache__ in the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qharness as H                                    # noqa: E402
 from qharness import wait_until, SLOW, u32, pstr        # noqa: E402
+from itlib import Fail, check, eq  # noqa: E402
 
 TESTS = []
 ENVS = []
@@ -50,20 +51,6 @@ PROC_AUTHD = H.PROC["PROC_AUTHD"]
 def test(fn):
     TESTS.append(fn)
     return fn
-
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, msg, *args):
-    if not cond:
-        raise Fail(msg % args if args else msg)
-
-
-def eq(a, b, what):
-    if a != b:
-        raise Fail("%s: expected %r, got %r" % (what, b, a))
 
 
 # ---------------------------------------------------------------------------

@@ -28,6 +28,7 @@ import dnsserver  # noqa: E402
 
 from aiosmtpd.controller import Controller  # noqa: E402
 from aiosmtpd.smtp import SMTP, AuthResult  # noqa: E402
+from itlib import free_port  # noqa: E402
 
 # aiosmtpd logs every aborted handshake with a trace; the tests say enough
 logging.getLogger("mail.log").setLevel(logging.CRITICAL)
@@ -35,14 +36,6 @@ logging.getLogger("mail.log").setLevel(logging.CRITICAL)
 QP_BODY_8BITMIME, QP_SMTPUTF8, QP_RET_FULL, QP_RET_HDRS = 0x01, 0x04, 0x08, 0x10
 N_NEVER, N_SUCCESS, N_FAILURE, N_DELAY = 1, 2, 4, 8
 QP_DONE_DSN, QP_DONE_KEPT, QP_DONE_BACKOFF = 1, 2, 4
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 # ---------------------------------------------------------------------------

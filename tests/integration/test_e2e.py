@@ -84,6 +84,8 @@ import dnsserver  # noqa: E402
 
 from aiosmtpd.controller import Controller  # noqa: E402
 from aiosmtpd.smtp import AuthResult  # noqa: E402
+from itlib import Fail, check, free_port, children  # noqa: E402
+import itlib  # noqa: E402
 
 # aiosmtpd logs every session; the checks say enough
 logging.getLogger("mail.log").setLevel(logging.CRITICAL)
@@ -91,6 +93,12 @@ logging.getLogger("mail.log").setLevel(logging.CRITICAL)
 BUILD = os.path.abspath(os.environ.get("SLUICE_BUILD", os.path.join(
     HERE, "..", "..", "build")))
 SLOW = 2.0 if "asan" in BUILD else 1.0
+
+
+def wait_for(what, fn, limit):
+    return itlib.wait_for(what, fn, limit * SLOW)
+
+
 HOSTNAME = "mail.e2e.test"
 SENDER = "alice@example.org"
 PASSWORD = "e2e-%08x" % random.randrange(1 << 32)
@@ -98,23 +106,6 @@ RELAY_USER = "relay-user"
 RELAY_PASSWORD = "relay-%08x" % random.randrange(1 << 32)
 MX_ADDR = "127.0.0.3"
 BIG = 20 * 1024 * 1024
-
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, msg, *args):
-    if not cond:
-        raise Fail(msg % args if args else msg)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
 
 
 def port_free(host, port):
@@ -129,18 +120,6 @@ def port_free(host, port):
         return False
     finally:
         s.close()
-
-
-def wait_for(what, fn, limit):
-    deadline = time.monotonic() + limit * SLOW
-    while True:
-        v = fn()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise Fail("timed out after %.0f s waiting for %s" %
-                       (limit * SLOW, what))
-        time.sleep(0.05)
 
 
 def run(argv, stdin=None, timeout=60):
@@ -262,14 +241,6 @@ def tag_of(content):
 
 # ---------------------------------------------------------------------------
 # the gateway
-
-
-def children(pid):
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []
 
 
 def descendants(pid):

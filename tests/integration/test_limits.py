@@ -26,7 +26,6 @@ import logging
 import os
 import signal
 import smtplib
-import socket
 import ssl
 import subprocess
 import sys
@@ -36,6 +35,8 @@ import time
 
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP
+from itlib import free_port  # noqa: E402
+import itlib  # noqa: E402
 
 logging.getLogger("mail.log").setLevel(logging.CRITICAL)
 
@@ -44,12 +45,8 @@ BUILD = os.environ.get("SLUICE_BUILD", os.path.join(
 SLOW = 2.0 if "asan" in BUILD else 1.0
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
+def wait_for(what, fn, limit):
+    return itlib.wait_for(what, fn, limit * SLOW)
 
 
 class Counting(SMTP):
@@ -115,16 +112,6 @@ class Upstream:
 class CountingController(Controller):
     def factory(self):
         return Counting(self.handler, decode_data=False)
-
-
-def wait_for(what, fn, limit):
-    deadline = time.monotonic() + limit * SLOW
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.05)
-    raise AssertionError("timed out waiting for " + what)
 
 
 class Gateway:

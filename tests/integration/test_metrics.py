@@ -32,32 +32,21 @@ import urllib.error
 import urllib.request
 
 from aiosmtpd.controller import Controller
+from itlib import free_port  # noqa: E402
+import itlib  # noqa: E402
 
 BUILD = os.environ.get("SLUICE_BUILD", os.path.join(
     os.path.dirname(os.path.abspath(__file__)), "..", "..", "build"))
 SLOW = 2.0 if "asan" in BUILD else 1.0
 
+
+def wait_for(what, fn, limit):
+    return itlib.wait_for(what, fn, limit * SLOW)
+
+
 NAME = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
 LABEL = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
 TYPES = ("counter", "gauge", "histogram", "summary", "untyped")
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    p = s.getsockname()[1]
-    s.close()
-    return p
-
-
-def wait_for(what, fn, limit):
-    deadline = time.monotonic() + limit * SLOW
-    while time.monotonic() < deadline:
-        v = fn()
-        if v:
-            return v
-        time.sleep(0.1)
-    raise AssertionError("timed out waiting for " + what)
 
 
 class Upstream:

@@ -26,6 +26,7 @@ sys.dont_write_bytecode = True     # no __pycache__ in the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qharness as H                                    # noqa: E402
 from qharness import wait_until, SLOW                   # noqa: E402
+from itlib import Fail, check, eq  # noqa: E402
 
 TESTS = []
 ENVS = []
@@ -38,20 +39,6 @@ R550 = (550, "5.1.1", "550 5.1.1 <bob@b.test>: no such user")
 def test(fn):
     TESTS.append(fn)
     return fn
-
-
-class Fail(Exception):
-    pass
-
-
-def check(cond, msg, *args):
-    if not cond:
-        raise Fail(msg % args if args else msg)
-
-
-def eq(a, b, what):
-    if a != b:
-        raise Fail("%s: expected %r, got %r" % (what, b, a))
 
 
 def mkenv(name, **kw):

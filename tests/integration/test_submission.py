@@ -42,6 +42,7 @@ import tempfile
 import threading
 import time
 import traceback
+from itlib import Fail, check, eq, free_port, children  # noqa: E402
 
 sys.dont_write_bytecode = True
 
@@ -62,38 +63,8 @@ def test(fn):
     return fn
 
 
-class Fail(Exception):
-    pass
-
-
-def check(cond, msg, *args):
-    if not cond:
-        raise Fail(msg % args if args else msg)
-
-
-def eq(a, b, what):
-    if a != b:
-        raise Fail("%s: expected %r, got %r" % (what, b, a))
-
-
 # ---------------------------------------------------------------------------
 # the server: one sluiced for the whole file
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
-
-
-def children(pid):
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            return [int(p) for p in f.read().split()]
-    except OSError:
-        return []
 
 
 def descendants(pid):
