@@ -60,7 +60,8 @@ static int	memfd_seal(int, const char *);
 static void
 usage(void)
 {
-	fprintf(stderr, "usage: sluiced [-dfn] [-c file] [-x libexecdir]\n");
+	fprintf(stderr, "usage: sluiced [-dfn] [-c file] [-x libexecdir]\n"
+	    "       sluiced -V\n");
 	exit(1);
 }
 
