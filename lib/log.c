@@ -3,6 +3,8 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -19,6 +21,26 @@ static char	 log_name[32] = "sluice";
 static int	 log_flags = LOG_F_STDERR;
 static int	 log_opened;
 
+static int	log_stderr_is_journal(void);
+
+/*
+ * log_stderr_is_journal - systemd names the stream it connects to
+ * stderr in JOURNAL_STREAM as "device:inode"
+ */
+static int
+log_stderr_is_journal(void)
+{
+	const char		*js = getenv("JOURNAL_STREAM");
+	struct stat		 st;
+	unsigned long long	 dev, ino;
+
+	if (js == NULL || sscanf(js, "%llu:%llu", &dev, &ino) != 2 ||
+	    fstat(STDERR_FILENO, &st) == -1)
+		return 0;
+	return (unsigned long long)st.st_dev == dev &&
+	    (unsigned long long)st.st_ino == ino;
+}
+
 /* log_init - choose the program name and destinations */
 void
 log_init(const char *name, int flags)
@@ -31,6 +53,14 @@ log_init(const char *name, int flags)
 	 */
 	if ((flags & LOG_F_STDERR) && access(_PATH_LOG, F_OK) == -1)
 		flags |= LOG_F_NOSYSLOG;
+	/*
+	 * Under systemd stderr may be the journal itself, which also gets
+	 * every syslog line: each would be there twice.  syslog keeps the
+	 * priority and the process name, so it stays.
+	 */
+	if ((flags & LOG_F_STDERR) && !(flags & LOG_F_NOSYSLOG) &&
+	    log_stderr_is_journal())
+		flags &= ~LOG_F_STDERR;
 	log_flags = flags;
 	if (!(flags & LOG_F_NOSYSLOG)) {
 		/*

@@ -7,6 +7,8 @@
  */
 #include "config.h"
 
+#include <sys/stat.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <setjmp.h>
@@ -14,11 +16,13 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <paths.h>
 
 #include "log.h"
 
@@ -103,6 +107,40 @@ vwrite(int pri, int with_errno, const char *fmt, ...)
 	va_start(ap, fmt);
 	log_vwrite(pri, with_errno, fmt, ap);
 	va_end(ap);
+}
+
+/*
+ * Under systemd (JOURNAL_STREAM naming fd 2) stderr is left out when
+ * syslog takes the lines, and only then: a line is never lost.
+ */
+static void
+test_log_journal_stream(void **state)
+{
+	char		 out[4096], js[64];
+	struct stat	 st;
+	int		 has_syslog = access(_PATH_LOG, F_OK) == 0;
+
+	capture_start();
+	assert_int_equal(fstat(STDERR_FILENO, &st), 0);
+	snprintf(js, sizeof(js), "%llu:%llu", (unsigned long long)st.st_dev,
+	    (unsigned long long)st.st_ino);
+	setenv("JOURNAL_STREAM", js, 1);
+	log_init("tlog", LOG_F_STDERR | LOG_F_NOSYSLOG);
+	vwrite(LOG_INFO, 0, "syslog off: stderr keeps it");
+	log_init("tlog", LOG_F_STDERR);
+	vwrite(LOG_INFO, 0, "syslog on: the journal has it once");
+	setenv("JOURNAL_STREAM", "1:2", 1);
+	log_init("tlog", LOG_F_STDERR);
+	vwrite(LOG_INFO, 0, "another stream: stderr too");
+	capture_end(out, sizeof(out));
+	unsetenv("JOURNAL_STREAM");
+	log_init("tlog", QUIET);
+	assert_non_null(strstr(out, "stderr keeps it"));
+	assert_non_null(strstr(out, "stderr too"));
+	if (has_syslog)
+		assert_null(strstr(out, "the journal has it once"));
+	else
+		assert_non_null(strstr(out, "the journal has it once"));
 }
 
 static void
@@ -391,6 +429,7 @@ main(void)
 		cmocka_unit_test(test_log_printable_exact_fit),
 		cmocka_unit_test(test_log_printable_one_short),
 		cmocka_unit_test(test_log_printable_tiny_dst),
+		cmocka_unit_test(test_log_journal_stream),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
