@@ -16,6 +16,7 @@
 #include <errno.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "compat/compat.h"
@@ -298,4 +299,30 @@ netaddr_ntop(const struct sockaddr *sa, char *buf, size_t len)
 	if (len > (socklen_t)-1)
 		len = (socklen_t)-1;
 	return inet_ntop(sa->sa_family, a, buf, (socklen_t)len);
+}
+
+/* netaddr_client_key - the address, or the /64 of an IPv6 one */
+const char *
+netaddr_client_key(const char *addr, char *buf, size_t len)
+{
+	struct in6_addr	 a6;
+	char		 tmp[INET6_ADDRSTRLEN];
+	int		 n;
+
+	if (inet_pton(AF_INET6, addr, &a6) != 1) {
+		n = snprintf(buf, len, "%s", addr);
+		return n >= 0 && (size_t)n < len ? buf : NULL;
+	}
+	if (IN6_IS_ADDR_V4MAPPED(&a6)) {
+		if (inet_ntop(AF_INET, &a6.s6_addr[12], tmp, sizeof(tmp)) ==
+		    NULL)
+			return NULL;
+		n = snprintf(buf, len, "%s", tmp);
+	} else {
+		memset(&a6.s6_addr[8], 0, 8);
+		if (inet_ntop(AF_INET6, &a6, tmp, sizeof(tmp)) == NULL)
+			return NULL;
+		n = snprintf(buf, len, "%s/64", tmp);
+	}
+	return n >= 0 && (size_t)n < len ? buf : NULL;
 }

@@ -13,6 +13,8 @@
  *	const char *netaddr_ntop(const struct sockaddr *sa, char *buf,
  *	    size_t len);
  *	int netaddr_domain_valid(const char *s);
+ *	const char *netaddr_client_key(const char *addr, char *buf,
+ *	    size_t len);
  * DESCRIPTION
  *	netaddr_parse_ip() accepts only numeric IPv4 or IPv6 literals (no
  *	name lookups) and fills a sockaddr with port 0.
@@ -31,6 +33,11 @@
  *	letters, digits and '-', 253 octets at most; 0 otherwise.
  *
  *	netaddr_ntop() formats an address (without port) into buf.
+ *	netaddr_client_key() names the client a per-address counter is
+ *	kept for: an IPv4 address as it is (also when IPv4-mapped), an
+ *	IPv6 address by its /64 ("2001:db8:1:2::/64"), since one host
+ *	usually holds a whole /64; anything else as it is.  It returns
+ *	buf, or NULL when len is too small.
  * DIAGNOSTICS
  *	Parsers return 0 on success and -1 on malformed input; they never
  *	write outside their output structure.
@@ -58,6 +65,7 @@ struct netaddr_hostport {
 int		 netaddr_parse_ip(const char *, struct sockaddr_storage *,
 		    socklen_t *);
 int		 netaddr_parse_cidr(const char *, struct netaddr_cidr *);
+const char	*netaddr_client_key(const char *, char *, size_t);
 int		 netaddr_cidr_match(const struct netaddr_cidr *,
 		    const struct sockaddr *);
 int		 netaddr_parse_hostport(const char *, struct netaddr_hostport *);

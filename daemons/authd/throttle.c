@@ -8,6 +8,8 @@
  */
 #include "config.h"
 
+#include <arpa/inet.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,8 +20,10 @@
 
 #include "authd.h"
 #include "child.h"
+#include "compat/compat.h"
 #include "conf.h"
 #include "log.h"
+#include "netaddr.h"
 #include "xmalloc.h"
 
 #define RATE_WINDOW	3600	/* seconds: the hour of the schema */
@@ -125,7 +129,12 @@ static int
 throttle_keys(const char *client, const char *login, char *kip,
     char *klogin)
 {
-	if (authd_key(kip, "authfail:ip", client) == -1 ||
+	char	 who[INET6_ADDRSTRLEN + 8];
+
+	/* an IPv6 host has a /64 to pick addresses from: count that */
+	if (netaddr_client_key(client, who, sizeof(who)) == NULL)
+		strlcpy(who, client, sizeof(who));
+	if (authd_key(kip, "authfail:ip", who) == -1 ||
 	    authd_key(klogin, "authfail:login", login) == -1)
 		return -1;
 	return 0;

@@ -372,6 +372,41 @@ test_netaddr_ntop(void **state)
 	assert_null(netaddr_ntop(&sa, buf, sizeof(buf)));
 }
 
+/* netaddr_client_key - the /64 of IPv6 clients, IPv4 as it is */
+static void
+test_netaddr_client_key(void **state)
+{
+	static const struct {
+		const char	*in, *out;
+	} rows[] = {
+		{ "192.0.2.7", "192.0.2.7" },
+		{ "::ffff:192.0.2.7", "192.0.2.7" },
+		{ "2001:db8:1:2:3:4:5:6", "2001:db8:1:2::/64" },
+		{ "2001:db8:1:2::1", "2001:db8:1:2::/64" },
+		{ "2001:db8:1:2:ffff:ffff:ffff:ffff", "2001:db8:1:2::/64" },
+		{ "::1", "::/64" },
+		{ "fe80::1", "fe80::/64" },
+		{ "unknown", "unknown" },
+		{ "", "" },
+	};
+	char	 buf[64], tiny[8];
+	size_t	 i;
+
+	for (i = 0; i < sizeof(rows) / sizeof(rows[0]); i++) {
+		assert_non_null(netaddr_client_key(rows[i].in, buf,
+		    sizeof(buf)));
+		assert_string_equal(buf, rows[i].out);
+	}
+	/* two hosts of one /64 share a key; another /64 does not */
+	assert_string_equal(netaddr_client_key("2001:db8::a", buf,
+	    sizeof(buf)), "2001:db8::/64");
+	assert_string_equal(netaddr_client_key("2001:db8:0:1::a", buf,
+	    sizeof(buf)), "2001:db8:0:1::/64");
+	assert_null(netaddr_client_key("2001:db8:1:2::1", tiny,
+	    sizeof(tiny)));
+	assert_null(netaddr_client_key("192.0.2.77", tiny, sizeof(tiny)));
+}
+
 int
 main(void)
 {
@@ -385,6 +420,7 @@ main(void)
 		cmocka_unit_test(test_netaddr_parse_hostport_table),
 		cmocka_unit_test(test_netaddr_parse_hostport_host_length),
 		cmocka_unit_test(test_netaddr_ntop),
+		cmocka_unit_test(test_netaddr_client_key),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
