@@ -104,9 +104,9 @@ _Static_assert(SMTP_REPLY_TEXT_MAX == QP_MAX_TEXT,
     "reply text and QP_MAX_TEXT differ");
 
 struct smtpc {
-	TAILQ_ENTRY(smtpc)	 entry;		/* in idle, while SC_IDLE */
+	TAILQ_ENTRY(smtpc)	 entry;		/* in idle or in closing */
 	struct dlv_job		*job;		/* NULL once kept (SC_IDLE, QUIT) */
-	int			 in_idle;
+	struct smtpcq		*listed;	/* &idle, &closing or NULL */
 	/* what a kept connection serves, and whom to tell when it ends */
 	uint32_t		 route;
 	char			 dest[300];
@@ -201,9 +201,17 @@ static int	smtpc_keep(struct smtpc *);
 static void	smtpc_redo(struct smtpc *, const char *);
 static void	smtpc_close(struct smtpc *);
 static const char *smtpc_id(const struct smtpc *);
+static void	smtpc_idle_quit(struct smtpc *);
+static void	smtpc_list(struct smtpc *, struct smtpcq *);
+static void	smtpc_unlist(struct smtpc *);
 
-/* kept connections, the most recently used first */
-static TAILQ_HEAD(, smtpc)	idle = TAILQ_HEAD_INITIALIZER(idle);
+/*
+ * kept connections, the most recently used first; and the kept ones
+ * saying QUIT, which tell queued when they are gone
+ */
+TAILQ_HEAD(smtpcq, smtpc);
+static struct smtpcq	idle = TAILQ_HEAD_INITIALIZER(idle);
+static struct smtpcq	closing = TAILQ_HEAD_INITIALIZER(closing);
 /* bumped by a reload: a connection made before serves no new job */
 static unsigned			smtpc_gen;
 
@@ -297,8 +305,7 @@ smtpc_free(struct smtpc *s)
 {
 	if (s == NULL)
 		return;
-	if (s->in_idle)
-		TAILQ_REMOVE(&idle, s, entry);
+	smtpc_unlist(s);
 	if (s->ev_conn != NULL)
 		event_free(s->ev_conn);
 	if (s->timer != NULL)
@@ -430,11 +437,7 @@ smtpc_on_timeout(evutil_socket_t fd, short ev, void *arg)
 	}
 	if (s->state == SC_IDLE) {
 		/* nothing came for it in time: QUIT, and tell queued */
-		TAILQ_REMOVE(&idle, s, entry);
-		s->in_idle = 0;
-		smtpc_enter(s, SC_QUIT);
-		smtpc_send(s, "QUIT");
-		smtpc_wait(s, SMTPC_QUIT_TIMEOUT);
+		smtpc_idle_quit(s);
 		return;
 	}
 	if (s->state == SC_GREETING) {
@@ -662,7 +665,8 @@ smtpc_reply(struct smtpc *s)
 
 	evtimer_del(s->timer);
 	/* the server wants fewer of us: queued pauses the destination */
-	if (s->job != NULL && r->code / 100 == 4 && (r->code == 421 ||
+	if (s->job != NULL && s->state != SC_RSET && r->code / 100 == 4 &&
+	    (r->code == 421 ||
 	    strcasestr(r->text, "too many connections") != NULL))
 		s->job->done_flags |= QP_DONE_BACKOFF;
 	switch (s->state) {
@@ -1309,8 +1313,7 @@ smtpc_keep(struct smtpc *s)
 	log_debug("%s: %s: kept for %u s after %d message%s", smtpc_id(s),
 	    s->where, s->idle_timeout, s->nmsgs, s->nmsgs == 1 ? "" : "s");
 	smtpc_enter(s, SC_IDLE);
-	TAILQ_INSERT_HEAD(&idle, s, entry);
-	s->in_idle = 1;
+	smtpc_list(s, &idle);
 	smtpc_wait(s, s->idle_timeout);
 	return 1;
 }
@@ -1330,8 +1333,7 @@ smtpc_reuse(struct dlv_job *j)
 			break;
 	if (s == NULL)
 		return 0;
-	TAILQ_REMOVE(&idle, s, entry);
-	s->in_idle = 0;
+	smtpc_unlist(s);
 	s->job = j;
 	j->sess = s;
 	strlcpy(j->relay, s->relay, sizeof(j->relay));
@@ -1403,18 +1405,44 @@ smtpc_flush_idle(struct child_peer *gone)
 
 	if (gone == NULL)
 		smtpc_gen++;
+	else
+		TAILQ_FOREACH(s, &closing, entry)
+			if (s->peer == gone)
+				s->peer = NULL;
 	for (s = TAILQ_FIRST(&idle); s != NULL; s = next) {
 		next = TAILQ_NEXT(s, entry);
 		if (gone != NULL && s->peer != gone)
 			continue;
 		if (gone != NULL)
 			s->peer = NULL;
-		TAILQ_REMOVE(&idle, s, entry);
-		s->in_idle = 0;
-		smtpc_enter(s, SC_QUIT);
-		smtpc_send(s, "QUIT");
-		smtpc_wait(s, SMTPC_QUIT_TIMEOUT);
+		smtpc_idle_quit(s);
 	}
+}
+
+/* smtpc_idle_quit - a kept connection says QUIT; queued hears at close */
+static void
+smtpc_idle_quit(struct smtpc *s)
+{
+	smtpc_unlist(s);
+	smtpc_list(s, &closing);
+	smtpc_enter(s, SC_QUIT);
+	smtpc_send(s, "QUIT");
+	smtpc_wait(s, SMTPC_QUIT_TIMEOUT);
+}
+
+static void
+smtpc_list(struct smtpc *s, struct smtpcq *q)
+{
+	TAILQ_INSERT_HEAD(q, s, entry);
+	s->listed = q;
+}
+
+static void
+smtpc_unlist(struct smtpc *s)
+{
+	if (s->listed != NULL)
+		TAILQ_REMOVE(s->listed, s, entry);
+	s->listed = NULL;
 }
 
 /* smtpc_id - the queue id the session works for, for log lines */

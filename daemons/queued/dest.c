@@ -68,6 +68,7 @@ struct dest {
 	struct event		*timer;
 	uint64_t		 sent;		/* jobs handed out, for metrics */
 	uint64_t		 postponed;
+	int			 stale;		/* from before a reload */
 };
 
 static TAILQ_HEAD(, dest)	dests = TAILQ_HEAD_INITIALIZER(dests);
@@ -95,6 +96,7 @@ static struct dest	*dest_get(int, const char *);
 static const struct conf_route *dest_route(const struct dest *);
 static void		 dest_pump(struct dest *);
 static struct child_peer *dest_take_idle(struct dest *);
+static void		 dest_give_idle(struct dest *, struct child_peer *);
 static void		 dest_ask(struct dest *);
 static void		 dest_on_token(redisAsyncContext *, void *, void *);
 static void		 dest_on_timer(evutil_socket_t, short, void *);
@@ -110,7 +112,8 @@ dest_get(int route, const char *name)
 	struct dest	*d;
 
 	TAILQ_FOREACH(d, &dests, entry)
-		if (d->route == route && strcmp(d->name, name) == 0)
+		if (!d->stale && d->route == route &&
+		    strcmp(d->name, name) == 0)
 			return d;
 	d = xcalloc(1, sizeof(*d));
 	d->route = route;
@@ -188,6 +191,7 @@ dest_pump(struct dest *d)
 	struct child_peer	*w;
 	struct job		*j;
 	uint64_t		 now;
+	int			 kept;
 
 	while ((j = TAILQ_FIRST(&d->wait)) != NULL && !d->asking) {
 		r = dest_route(d);
@@ -209,17 +213,48 @@ dest_pump(struct dest *d)
 		TAILQ_REMOVE(&d->wait, j, wentry);
 		j->waiting = 0;
 		d->nwait--;
-		if ((w = dest_take_idle(d)) == NULL)
+		if ((w = dest_take_idle(d)) != NULL)
+			kept = 1;
+		else {
+			kept = 0;
 			w = sched_pick_worker();
+		}
 		d->busy++;
 		j->counted = 1;
 		d->sent++;
 		if (sched_start_job(j, w) == -1) {
+			/* the kept connection is still there, idle */
+			if (kept)
+				dest_give_idle(d, w);
 			d->busy--;
 			j->counted = 0;
 			sched_job_failed(j);
 		}
 	}
+}
+
+/* dest_give_idle - worker w holds one more kept connection here */
+static void
+dest_give_idle(struct dest *d, struct child_peer *w)
+{
+	size_t	 i;
+
+	for (i = 0; i < d->nidlew; i++)
+		if (d->idle[i].worker == w)
+			break;
+	/* a slot a dead worker left is taken again */
+	if (i == d->nidlew)
+		for (i = 0; i < d->nidlew; i++)
+			if (d->idle[i].worker == NULL)
+				break;
+	if (i == d->nidlew) {
+		d->idle = xreallocarray(d->idle, d->nidlew + 1,
+		    sizeof(*d->idle));
+		d->idle[d->nidlew++].n = 0;
+	}
+	d->idle[i].worker = w;
+	d->idle[i].n++;
+	d->nidle++;
 }
 
 /* dest_take_idle - a worker with a kept connection here, if any */
@@ -335,7 +370,6 @@ dest_job_done(struct job *j, uint32_t flags)
 {
 	const struct conf_route	*r;
 	struct dest		*d = j->d;
-	size_t			 i;
 
 	if (d == NULL)
 		return;
@@ -349,19 +383,8 @@ dest_job_done(struct job *j, uint32_t flags)
 		return;
 	j->counted = 0;
 	d->busy--;
-	if ((flags & QP_DONE_KEPT) && j->worker != NULL) {
-		for (i = 0; i < d->nidlew; i++)
-			if (d->idle[i].worker == j->worker)
-				break;
-		if (i == d->nidlew) {
-			d->idle = xreallocarray(d->idle, d->nidlew + 1,
-			    sizeof(*d->idle));
-			d->idle[d->nidlew].worker = j->worker;
-			d->idle[d->nidlew++].n = 0;
-		}
-		d->idle[i].n++;
-		d->nidle++;
-	}
+	if ((flags & QP_DONE_KEPT) && j->worker != NULL)
+		dest_give_idle(d, j->worker);
 	if (flags & QP_DONE_BACKOFF) {
 		r = dest_route(d);
 		d->pause_until = store_now_ms() + (r != NULL ? r->backoff :
@@ -381,20 +404,41 @@ dest_closed(struct child_peer *w, int route, const char *name)
 	struct dest	*d;
 	size_t		 i;
 
-	TAILQ_FOREACH(d, &dests, entry)
-		if (d->route == route && strcmp(d->name, name) == 0)
+	/* a connection kept before a reload is counted where it was */
+	TAILQ_FOREACH(d, &dests, entry) {
+		if (d->route != route || strcmp(d->name, name) != 0)
+			continue;
+		for (i = 0; i < d->nidlew; i++)
+			if (d->idle[i].worker == w && d->idle[i].n > 0)
+				break;
+		if (i < d->nidlew)
 			break;
+	}
 	if (d == NULL)
 		return;
-	for (i = 0; i < d->nidlew; i++)
-		if (d->idle[i].worker == w && d->idle[i].n > 0) {
-			d->idle[i].n--;
-			d->nidle--;
-			break;
-		}
+	d->idle[i].n--;
+	d->nidle--;
 	/* a race with a job that took it is fine: that job has one */
 	if (!TAILQ_EMPTY(&d->wait))
 		dest_arm(d, 0);
+}
+
+/*
+ * dest_reload - route numbers may mean other routes now: what waits
+ * goes back to the schedule, due at once, to be routed again; what is
+ * in flight is counted where it was until it ends, and new jobs start
+ * new destinations.  deliverd closes every kept connection.
+ */
+void
+dest_reload(void)
+{
+	struct dest	*d;
+
+	TAILQ_FOREACH(d, &dests, entry) {
+		d->stale = 1;
+		dest_postpone_all(d, store_now_ms(), 0, "the configuration "
+		    "was reloaded");
+	}
 }
 
 /* dest_worker_gone - a dead worker's kept connections died with it */

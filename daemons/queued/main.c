@@ -115,6 +115,8 @@ queued_configure(struct child_env *env, struct conf *old)
 	if (old != NULL) {
 		/* durations may change; the Redis address cannot */
 		queued_arm_renew();
+		/* the routes may have changed: jobs waiting are routed again */
+		dest_reload();
 		return;
 	}
 	snprintf(q.owner, sizeof(q.owner), "%s/%ld/%08x",

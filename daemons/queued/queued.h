@@ -188,6 +188,7 @@ void	dest_job_done(struct job *, uint32_t);
 void	dest_closed(struct child_peer *, int, const char *);
 void	dest_worker_gone(struct child_peer *);
 void	dest_sweep(void);
+void	dest_reload(void);
 void	dest_metrics(struct evbuffer *);
 
 /* scheduler.c */

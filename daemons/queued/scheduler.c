@@ -1009,15 +1009,16 @@ sched_finish(struct qmsg *m)
 	    now / 1000 >= m->created + conf->queue.delay_warning)
 		warn = 1;
 	/*
-	 * An attempt counts when a recipient was tried; one held back by
-	 * its destination's limits (postponed) comes back when they allow
+	 * An attempt counts when a recipient was tried, and the message
+	 * waits its backoff; when every pending recipient was only held
+	 * back by its destination's limits (postponed) it comes back when
+	 * they allow, without counting one
 	 */
 	if (pending > 0 && (deferred || m->postpone_ms == 0)) {
 		m->attempts++;
 		next = now + sched_backoff(m->attempts);
 	}
-	if (pending > 0 && m->postpone_ms != 0 &&
-	    (next == 0 || m->postpone_ms < next))
+	if (pending > 0 && !deferred && m->postpone_ms != 0)
 		next = m->postpone_ms > now ? m->postpone_ms : now;
 	rbatch_init(&b, m->id, q.owner, pending > 0 ? "resched" : "remove",
 	    next);

@@ -426,6 +426,9 @@ smtp_free(struct smtp_session *s)
 static void
 smtp_enter_state(struct smtp_session *s, enum smtp_state st)
 {
+	/* a late answer from authd or queued does not reopen a session */
+	if (s->state == S_CLOSING)
+		return;
 	log_debug("%016llx smtp state %s -> %s", (unsigned long long)s->id,
 	    smtp_state_names[s->state], smtp_state_names[st]);
 	s->state = st;
@@ -554,6 +557,12 @@ smtp_close(struct smtp_session *s, const char *fmt, ...)
 		evbuffer_add(out, "\r\n", 2);
 	}
 	smtp_enter_state(s, S_CLOSING);
+	/* nothing more is waited for: answers that come are dropped */
+	s->wait = W_NONE;
+	if (s->pause != NULL)
+		evtimer_del(s->pause);
+	if (s->line_timer != NULL)
+		evtimer_del(s->line_timer);
 	bufferevent_disable(s->bev, EV_READ);
 	/* a write time-out disabled writing: on, so that it can end this */
 	bufferevent_enable(s->bev, EV_WRITE);
@@ -1211,6 +1220,13 @@ smtp_cmd_starttls(struct smtp_session *s, const struct smtp_cmd *cmd)
 	smtp_reset(s);
 	s->flags &= ~(SF_EHLO | SF_HELO);
 	s->helo[0] = '\0';
+	/*
+	 * The TLS layer hands what it writes to the plain one at once; a
+	 * high-water mark there keeps unread replies in the TLS layer's
+	 * output, where smtp_process() sees them (SMTP_OUTPUT_MAX)
+	 */
+	bufferevent_setwatermark(s->bev, EV_WRITE, SMTP_OUTPUT_MAX / 2,
+	    SMTP_OUTPUT_MAX);
 	tb = bufferevent_openssl_filter_new(smtpd_env->base, s->bev, ssl,
 	    BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
 	if (tb == NULL) {
@@ -1436,6 +1452,8 @@ smtp_auth_fail_reply(evutil_socket_t fd, short ev, void *arg)
 {
 	struct smtp_session	*s = arg;
 
+	if (s->state == S_CLOSING)
+		return;
 	s->wait = W_NONE;
 	smtp_enter_state(s, S_CMD);
 	smtp_error(s, "535 5.7.8 Error: authentication failed");
@@ -1560,7 +1578,8 @@ smtp_session_queue_msg(uint64_t reqid, struct ipc_msg *m)
 	char			 id[64], status[16], text[QP_MAX_TEXT + 1];
 	uint32_t		 code;
 
-	if (s == NULL || (reqid & 0xffff) != s->txn_seq || !s->txn_open)
+	if (s == NULL || (reqid & 0xffff) != s->txn_seq || !s->txn_open ||
+	    s->state == S_CLOSING)
 		return;		/* a late answer for a transaction gone */
 	switch (m->type) {
 	case IPC_Q_OPENED:

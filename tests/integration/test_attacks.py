@@ -1066,6 +1066,34 @@ def flood(port, unit, total, deadline, tls=False):
     return sent, sock
 
 
+def flood_tls(port, unit, total, deadline):
+    """flood(), after EHLO and STARTTLS: the replies then pass through
+    smtpd's TLS layer before its socket"""
+    c = Client(port)
+    c.cmd("EHLO x", 250)
+    c.starttls()
+    sock = c.sock
+    sock.setblocking(False)
+    chunk = unit * (16384 // len(unit))
+    sent = 0
+    stalled = None
+    while sent < total and time.monotonic() < deadline:
+        try:
+            sent += sock.send(chunk)
+            stalled = None
+        except (BlockingIOError, ssl.SSLWantWriteError,
+                ssl.SSLWantReadError):
+            now = time.monotonic()
+            if stalled is None:
+                stalled = now
+            elif now - stalled > 1.5 * SLOW:
+                break
+            time.sleep(0.005)
+        except (ConnectionResetError, BrokenPipeError, ssl.SSLError):
+            break
+    return sent, sock
+
+
 @attack(8, "pipelining floods without reading replies")
 def attack_pipelining_flood():
     base = rss_kib(SRV.smtpd)
@@ -1082,6 +1110,11 @@ def attack_pipelining_flood():
             socks.append(s)
             time.sleep(0.3)
             results.append((unit.strip().decode(), sent, rss_kib(SRV.smtpd)))
+        sent, s = flood_tls(SRV.sub, b"HELP\r\n", total,
+                            time.monotonic() + 4 * SLOW)
+        socks.append(s)
+        time.sleep(0.3)
+        results.append(("TLS", sent, rss_kib(SRV.smtpd)))
         peak = max(r[2] for r in results)
         for name, sent, rss in results:
             print("    %-6s flood: %6.1f MiB written unread; smtpd rss "

@@ -904,6 +904,26 @@ def t_reuse_rset_refused_reconnects():
     expect(count(sc, b"EHLO") == 2, "EHLO %d" % count(sc, b"EHLO"))
 
 
+def t_reuse_queued_gone_while_quitting():
+    """queued's channel dies while a kept connection says QUIT after its
+    idle time: deliverd stays up (it must not tell a queued that is gone)
+    and serves the queued that comes next"""
+    def slow_quit(line):
+        time.sleep(2.0)
+        return "221 bye"
+    sc = Script(replies={"QUIT": slow_quit})
+    d = deliverd(route(sc.port, extra='idle_timeout = "1s";'))
+    res, flags, _ = d.deliver(["bob@b.test"], BODY)
+    expect(flags & QP_DONE_KEPT, "not kept: %#x" % flags)
+    H.wait_until(lambda: count(sc, b"QUIT") == 1, 5, what="the QUIT")
+    d.q.close()
+    time.sleep(3.0 * H.SLOW)
+    expect(d.alive(), "deliverd died: %r" % d.proc.poll())
+    d.q = d.link_queued()
+    res, _, _ = d.deliver(["next@b.test"], BODY)
+    expect(code_of(res) == 250, "after the channel died: %r" % res)
+
+
 def t_reuse_server_closed_idle():
     """the server drops a kept connection: DLV_CLOSED, and the next job
     connects anew"""

@@ -16,6 +16,8 @@ each counting the connections it sees and how many are open at once.
   backoff      an upstream that greets with 421 "too many connections"
                pauses its destination for the route's backoff; the mail
                is delivered afterwards
+  reload       a reload while jobs wait for the rate: they are routed
+               again, each delivered once
 
 A lower bound on time is a property of the limit, not of the machine's
 speed; upper bounds here are only generous deadlines.  Runs with
@@ -242,6 +244,25 @@ def t_concurrency(gw, up):
           "messages)" % (mx, conns))
 
 
+def t_reload(gw, up):
+    """a reload while jobs wait for their destination's rate: they go
+    back to the schedule and are routed again, none lost or doubled"""
+    with up.lock:
+        up.got.clear()
+    subjects = ["reload-%d" % i for i in range(20)]
+    gw.submit("bob@rate.test", subjects)
+    wait_for("the first arrivals", lambda: len(up.got) >= 2, 10)
+    gw.proc.send_signal(signal.SIGHUP)
+    wait_for("20 messages after the reload", lambda: len(up.got) >= 20, 60)
+    time.sleep(0.5 * SLOW)
+    got = sorted(g[1] for g in up.got)
+    assert got == sorted(subjects), "missing or doubled: %r" % got
+    assert "the configuration was reloaded" in gw.logtext(), \
+        "nothing was waiting at the reload"
+    print("ok reload: 20 rate-limited messages, a reload among them, each "
+          "delivered once")
+
+
 def t_backoff(gw, up):
     t0 = time.monotonic()
     gw.submit("bob@backoff.test", ["backoff-1", "backoff-2"])
@@ -285,9 +306,10 @@ def main():
         gw = Gateway(tmp, routes)
         for name, fn in (("reuse", t_reuse), ("rate", t_rate),
                          ("concurrency", t_concurrency),
-                         ("backoff", t_backoff)):
+                         ("backoff", t_backoff), ("reload", t_reload)):
             try:
-                fn(gw, ups["conc" if name == "concurrency" else name])
+                fn(gw, ups[{"concurrency": "conc",
+                            "reload": "rate"}.get(name, name)])
                 passed += 1
             except Exception as ex:
                 failed += 1
