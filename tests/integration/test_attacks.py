@@ -1038,43 +1038,23 @@ def attack_rcpt_flood():
 
 def flood(port, unit, total, deadline, tls=False):
     """Write total octets of unit (whole commands) without reading a
-    reply.  Returns (octets the server took, open socket)."""
-    sock = socket.create_connection(("127.0.0.1", port), timeout=10 * SLOW)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
-    f = sock.makefile("rb")
-    check(f.readline().startswith(b"220 "), "no greeting")
+    reply, in the clear or (tls) after EHLO and STARTTLS, when the
+    replies pass through smtpd's TLS layer before its socket.  Returns
+    (octets the server took, open socket)."""
+    if tls:
+        c = Client(port)
+        c.cmd("EHLO x", 250)
+        c.starttls()
+        sock = c.sock
+        chunk = unit * (16384 // len(unit))
+    else:
+        sock = socket.create_connection(("127.0.0.1", port),
+                                        timeout=10 * SLOW)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+        f = sock.makefile("rb")
+        check(f.readline().startswith(b"220 "), "no greeting")
+        chunk = unit * (65536 // len(unit))
     sock.setblocking(False)
-    chunk = unit * (65536 // len(unit))
-    sent = 0
-    stalled = None
-    while sent < total and time.monotonic() < deadline:
-        try:
-            n = sock.send(chunk)
-            sent += n
-            stalled = None
-        except BlockingIOError:
-            # the server stopped reading: that is the backpressure we
-            # hope for; wait a little in case it is only slow
-            now = time.monotonic()
-            if stalled is None:
-                stalled = now
-            elif now - stalled > 1.5 * SLOW:
-                break
-            time.sleep(0.005)
-        except (ConnectionResetError, BrokenPipeError):
-            break
-    return sent, sock
-
-
-def flood_tls(port, unit, total, deadline):
-    """flood(), after EHLO and STARTTLS: the replies then pass through
-    smtpd's TLS layer before its socket"""
-    c = Client(port)
-    c.cmd("EHLO x", 250)
-    c.starttls()
-    sock = c.sock
-    sock.setblocking(False)
-    chunk = unit * (16384 // len(unit))
     sent = 0
     stalled = None
     while sent < total and time.monotonic() < deadline:
@@ -1083,6 +1063,8 @@ def flood_tls(port, unit, total, deadline):
             stalled = None
         except (BlockingIOError, ssl.SSLWantWriteError,
                 ssl.SSLWantReadError):
+            # the server stopped reading: that is the backpressure we
+            # hope for; wait a little in case it is only slow
             now = time.monotonic()
             if stalled is None:
                 stalled = now
@@ -1110,8 +1092,8 @@ def attack_pipelining_flood():
             socks.append(s)
             time.sleep(0.3)
             results.append((unit.strip().decode(), sent, rss_kib(SRV.smtpd)))
-        sent, s = flood_tls(SRV.sub, b"HELP\r\n", total,
-                            time.monotonic() + 4 * SLOW)
+        sent, s = flood(SRV.sub, b"HELP\r\n", total,
+                        time.monotonic() + 4 * SLOW, tls=True)
         socks.append(s)
         time.sleep(0.3)
         results.append(("TLS", sent, rss_kib(SRV.smtpd)))
