@@ -4,7 +4,9 @@ failure with a message, checks, a free loopback port, a bounded wait,
 and the children of a process.  Nothing here starts anything.
 """
 import socket
+import threading
 import time
+import traceback
 
 
 class Fail(AssertionError):
@@ -51,3 +53,48 @@ def children(pid):
             return [int(p) for p in f.read().split()]
     except OSError:
         return []
+
+
+def run_test(fn, limit, verbose, logs=None, after=None):
+    """Run one test function in a thread for at most limit seconds and
+    print "ok NAME (Ns)" or "FAIL NAME: why"; True when it passed.  On a
+    failure, logs() gives the lines to show: (name, tail, errors) each,
+    read before after() (the test's clean-up, run in any case)."""
+    box = {}
+
+    def body():
+        try:
+            fn()
+            box["ok"] = True
+        except Exception as ex:           # noqa: report every failure
+            box["err"] = ex
+            box["tb"] = traceback.format_exc()
+    t = threading.Thread(target=body, daemon=True)
+    t0 = time.monotonic()
+    t.start()
+    t.join(limit)
+    dt = time.monotonic() - t0
+    passed = not t.is_alive() and "ok" in box
+    tails = logs() if not passed and logs is not None else []
+    if after is not None:
+        after()
+    if passed:
+        print("ok %s (%.1fs)" % (fn.__name__, dt), flush=True)
+        return True
+    if t.is_alive():
+        reason = "timed out after %.0fs" % limit
+    else:
+        ex = box["err"]
+        reason = str(ex) if isinstance(ex, Fail) else "%s: %s" % (
+            type(ex).__name__, ex)
+    print("FAIL %s: %s" % (fn.__name__, reason), flush=True)
+    if verbose:
+        if "tb" in box and not isinstance(box["err"], Fail):
+            print("    " + box["tb"].replace("\n", "\n    "))
+        for name, tail, errs in tails:
+            if errs:
+                print("    harness errors (%s): %r" % (name, errs[:5]))
+            print("    --- %s log (last lines)" % name)
+            for ln in tail.splitlines():
+                print("    | " + ln)
+    return False

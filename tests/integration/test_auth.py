@@ -26,12 +26,12 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 
 sys.dont_write_bytecode = True     # no __pycache__ in the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qharness as H                                    # noqa: E402
 from qharness import wait_until, SLOW, u32, pstr        # noqa: E402
+import itlib  # noqa: E402
 from itlib import Fail, check, eq  # noqa: E402
 
 TESTS = []
@@ -861,45 +861,9 @@ def close_envs():
 
 
 def run_one(fn, limit, verbose):
-    box = {}
-
-    def body():
-        try:
-            fn()
-            box["ok"] = True
-        except Exception as ex:           # noqa: report every failure
-            box["err"] = ex
-            box["tb"] = traceback.format_exc()
-    t = threading.Thread(target=body, daemon=True)
-    t0 = time.monotonic()
-    t.start()
-    t.join(limit)
-    dt = time.monotonic() - t0
-    logs = [(env.a.name, env.a.log_tail(40), env.a.io_errors)
-            for env in ENVS if env.a is not None]
-    if t.is_alive():
-        reason = "timed out after %.0fs" % limit
-    elif "ok" in box:
-        reason = None
-    else:
-        ex = box["err"]
-        reason = ("%s: %s" % (type(ex).__name__, ex)) if not isinstance(
-            ex, Fail) else str(ex)
-    close_envs()
-    if reason is None:
-        print("ok %s (%.1fs)" % (fn.__name__, dt), flush=True)
-        return True
-    print("FAIL %s: %s" % (fn.__name__, reason), flush=True)
-    if verbose:
-        if "tb" in box and not isinstance(box["err"], Fail):
-            print("    " + box["tb"].replace("\n", "\n    "))
-        for name, tail, errs in logs:
-            if errs:
-                print("    harness errors (%s): %r" % (name, errs[:5]))
-            print("    --- %s log (last lines)" % name)
-            for ln in tail.splitlines():
-                print("    | " + ln)
-    return False
+    return itlib.run_test(fn, limit, verbose, logs=lambda: [
+        (env.a.name, env.a.log_tail(40), env.a.io_errors)
+        for env in ENVS if env.a is not None], after=close_envs)
 
 
 def main(argv):

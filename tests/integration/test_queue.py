@@ -20,12 +20,12 @@ import re
 import sys
 import threading
 import time
-import traceback
 
 sys.dont_write_bytecode = True     # no __pycache__ in the tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import qharness as H                                    # noqa: E402
 from qharness import wait_until, SLOW                   # noqa: E402
+import itlib  # noqa: E402
 from itlib import Fail, check, eq  # noqa: E402
 
 TESTS = []
@@ -1224,47 +1224,9 @@ def close_envs():
 
 
 def run_one(fn, limit, verbose):
-    box = {}
-
-    def body():
-        try:
-            fn()
-            box["ok"] = True
-        except Exception as ex:           # noqa: report every failure
-            box["err"] = ex
-            box["tb"] = traceback.format_exc()
-    t = threading.Thread(target=body, daemon=True)
-    t0 = time.monotonic()
-    t.start()
-    t.join(limit)
-    dt = time.monotonic() - t0
-    logs = []
-    for env in ENVS:
-        for q in [env.q] + env.extra:
-            logs.append((q.name, q.log_tail(40), q.errors()))
-    if t.is_alive():
-        reason = "timed out after %.0fs" % limit
-    elif "ok" in box:
-        reason = None
-    else:
-        ex = box["err"]
-        reason = ("%s: %s" % (type(ex).__name__, ex)) if not isinstance(
-            ex, Fail) else str(ex)
-    close_envs()
-    if reason is None:
-        print("ok %s (%.1fs)" % (fn.__name__, dt), flush=True)
-        return True
-    print("FAIL %s: %s" % (fn.__name__, reason), flush=True)
-    if verbose:
-        if "tb" in box and not isinstance(box["err"], Fail):
-            print("    " + box["tb"].replace("\n", "\n    "))
-        for name, tail, errs in logs:
-            if errs:
-                print("    harness errors (%s): %r" % (name, errs[:5]))
-            print("    --- %s log (last lines)" % name)
-            for ln in tail.splitlines():
-                print("    | " + ln)
-    return False
+    return itlib.run_test(fn, limit, verbose, logs=lambda: [
+        (q.name, q.log_tail(40), q.errors())
+        for env in ENVS for q in [env.q] + env.extra], after=close_envs)
 
 
 def main(argv):

@@ -39,9 +39,8 @@ import ssl
 import subprocess
 import sys
 import tempfile
-import threading
 import time
-import traceback
+import itlib  # noqa: E402
 from itlib import Fail, check, eq, free_port, children  # noqa: E402
 
 sys.dont_write_bytecode = True
@@ -1206,37 +1205,8 @@ def test_no_process_lost():
 
 
 def run_one(fn, limit, verbose):
-    box = {}
-
-    def body():
-        try:
-            fn()
-            box["ok"] = True
-        except Exception as ex:            # noqa: report every failure
-            box["err"] = ex
-            box["tb"] = traceback.format_exc()
-    t = threading.Thread(target=body, daemon=True)
-    t0 = time.monotonic()
-    t.start()
-    t.join(limit)
-    dt = time.monotonic() - t0
-    if t.is_alive():
-        reason = "timed out after %.0fs" % limit
-    elif "ok" in box:
-        print("ok %s (%.1fs)" % (fn.__name__, dt), flush=True)
-        return True
-    else:
-        ex = box["err"]
-        reason = str(ex) if isinstance(ex, Fail) else "%s: %s" % (
-            type(ex).__name__, ex)
-    print("FAIL %s: %s" % (fn.__name__, reason), flush=True)
-    if verbose:
-        if "tb" in box and not isinstance(box["err"], Fail):
-            print("    " + box["tb"].replace("\n", "\n    "))
-        print("    --- sluiced log (last lines)")
-        for ln in SRV.log_tail(30).splitlines():
-            print("    | " + ln)
-    return False
+    return itlib.run_test(fn, limit, verbose, logs=lambda: [
+        ("sluiced", SRV.log_tail(30), None)])
 
 
 def main(argv):
